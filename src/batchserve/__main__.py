@@ -1,0 +1,3 @@
+from batchserve.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,128 @@
+"""`model.yaml`: everything about how one model is served, as typed data.
+
+It plays the part of Triton's `config.pbtxt`. Defaults are right for most
+models; a bad file is refused at load with the file and the field named.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from batchserve.errors import ConfigError
+
+Auto = Literal["auto"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TensorConfig(_Strict):
+    """One declared input or output; the runtime's own description wins where both exist."""
+
+    name: str
+    datatype: str = "FP32"
+    shape: list[int] = Field(default_factory=list, description="-1 for a dynamic dimension")
+
+
+class ImagePreprocessing(_Strict):
+    """How an image becomes the model's input tensor."""
+
+    input: str | None = Field(None, description="input tensor name; the model's first input if unset")
+    size: tuple[int, int] = (224, 224)
+    resize: Literal["shorter_side_center_crop", "stretch"] = "shorter_side_center_crop"
+    resize_ratio: float = Field(
+        0.875, gt=0, le=1, description="crop fraction, as in ImageNet's 256 -> 224"
+    )
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    channel_order: Literal["RGB", "BGR"] = "RGB"
+    layout: Literal["NCHW", "NHWC"] = "NCHW"
+    max_pixels: int = Field(40_000_000, gt=0, description="decompression-bomb bound")
+
+
+class SchedulerConfig(_Strict):
+    """How concurrent requests become runtime calls."""
+
+    kind: Literal["auto", "shared", "pool", "batch"] = "auto"
+    instances: int | Auto = Field("auto", description="runtime instances (workers)")
+    threads: int | Auto = Field("auto", description="intra-op threads per instance")
+    max_batch_size: int | Auto = 1
+    max_delay_ms: float = Field(0.0, ge=0, description="0: work-conserving, never waits on a timer")
+    max_queue: int = Field(256, gt=0)
+    max_in_flight: int | None = Field(None, description="shared kind: concurrent calls bound")
+    pad: bool = Field(False, description="pad dynamic dims so different shapes can share a batch")
+    timeout_ms: float | None = Field(None, gt=0, description="default per-request deadline")
+
+    @field_validator("instances", "threads", "max_batch_size")
+    @classmethod
+    def _positive(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("must be at least 1 or 'auto'")
+        return value
+
+
+class VersionPolicy(_Strict):
+    """Which versions are served, as in Triton."""
+
+    latest: int | None = 1
+    specific: list[int] | None = None
+    all: bool = False
+
+
+class TorchConfig(_Strict):
+    """PyTorch-only settings: how to rebuild a module from safetensors weights."""
+
+    module: str | None = Field(None, description="'package.module:ClassName' for safetensors")
+    kwargs: dict[str, object] = Field(default_factory=dict)
+
+
+class ModelConfig(_Strict):
+    """A whole model.yaml."""
+
+    name: str | None = None
+    backend: Literal["onnx", "torch"] = "onnx"
+    artifact: str | None = Field(None, description="file inside the version folder")
+    inputs: list[TensorConfig] = Field(default_factory=list)
+    outputs: list[TensorConfig] = Field(default_factory=list)
+    preprocessing: ImagePreprocessing | None = None
+    labels: str | None = Field(None, description="labels file beside model.yaml, one per line")
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    version_policy: VersionPolicy = Field(default_factory=VersionPolicy)
+    device: Literal["cpu", "cuda"] = "cpu"
+    providers: list[str] | None = Field(None, description="ONNX Runtime execution providers")
+    allow_pickle: bool = False
+    concurrency_safe: bool | None = Field(
+        None, description="set by `batchserve check`; None: the runtime's own answer"
+    )
+    warmup: bool = True
+    torch: TorchConfig = Field(default_factory=TorchConfig)
+
+    def artifact_name(self) -> str:
+        if self.artifact:
+            return self.artifact
+        return "model.onnx" if self.backend == "onnx" else "model.pt"
+
+
+def load_model_config(path: Path) -> ModelConfig:
+    """Parse and validate one model.yaml; errors name the file and the field."""
+    try:
+        raw = yaml.safe_load(path.read_text()) if path.exists() else {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    try:
+        return ModelConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"{path}: {problems}") from exc

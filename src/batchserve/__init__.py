@@ -1,3 +1,3 @@
-"""batchserve: serve trained deep-learning models over HTTP, safely and at the speed of the hardware."""
+"""batchserve: serve trained deep-learning models over HTTP, safely and fast."""
 
 __version__ = "0.1.0"

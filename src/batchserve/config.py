@@ -32,7 +32,9 @@ class TensorConfig(_Strict):
 class ImagePreprocessing(_Strict):
     """How an image becomes the model's input tensor."""
 
-    input: str | None = Field(None, description="input tensor name; the model's first input if unset")
+    input: str | None = Field(
+        None, description="input tensor name; the model's first input if unset"
+    )
     size: tuple[int, int] = (224, 224)
     resize: Literal["shorter_side_center_crop", "stretch"] = "shorter_side_center_crop"
     resize_ratio: float = Field(
@@ -43,6 +45,15 @@ class ImagePreprocessing(_Strict):
     channel_order: Literal["RGB", "BGR"] = "RGB"
     layout: Literal["NCHW", "NHWC"] = "NCHW"
     max_pixels: int = Field(40_000_000, gt=0, description="decompression-bomb bound")
+
+
+class ClassificationConfig(_Strict):
+    """How a classifier's output becomes `[{label, score}]` on the /predict route."""
+
+    output: str | None = Field(None, description="output tensor; the model's first if unset")
+    activation: Literal["softmax", "sigmoid", "none"] = Field(
+        "softmax", description="applied to the raw output; 'none' if it is already scores"
+    )
 
 
 class SchedulerConfig(_Strict):
@@ -91,6 +102,7 @@ class ModelConfig(_Strict):
     outputs: list[TensorConfig] = Field(default_factory=list)
     preprocessing: ImagePreprocessing | None = None
     labels: str | None = Field(None, description="labels file beside model.yaml, one per line")
+    classification: ClassificationConfig = Field(default_factory=ClassificationConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     version_policy: VersionPolicy = Field(default_factory=VersionPolicy)
     device: Literal["cpu", "cuda"] = "cpu"

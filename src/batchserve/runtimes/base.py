@@ -46,6 +46,9 @@ class RuntimeOptions:
     allow_pickle: bool = False
     torch_module: str | None = None
     torch_kwargs: Mapping[str, object] = field(default_factory=dict)
+    #: Declared in model.yaml; used where the artifact does not describe itself.
+    inputs: tuple[TensorSpec, ...] | None = None
+    outputs: tuple[TensorSpec, ...] | None = None
 
 
 class ModelInstance(ABC):
@@ -75,7 +78,10 @@ class ModelInstance(ABC):
         def spec(t: TensorSpec) -> dict[str, object]:
             return {"name": t.name, "datatype": t.datatype, "shape": list(t.shape)}
 
-        return {"inputs": [spec(t) for t in self.inputs], "outputs": [spec(t) for t in self.outputs]}
+        return {
+            "inputs": [spec(t) for t in self.inputs],
+            "outputs": [spec(t) for t in self.outputs],
+        }
 
 
 class Runtime(ABC):

@@ -1,0 +1,126 @@
+"""Build the scheduler a model's config asks for, profiling what it leaves to `auto`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from batchserve.config import SchedulerConfig
+from batchserve.errors import ConfigError
+from batchserve.runtimes.base import ModelInstance, TensorSpec
+from batchserve.scheduling.base import Scheduler
+from batchserve.scheduling.dynamic_batcher import DynamicBatcher
+from batchserve.scheduling.layout import (
+    BATCH_CANDIDATES,
+    Layout,
+    LayoutChoice,
+    choose_layout,
+    cpu_count,
+)
+from batchserve.scheduling.pool import InstancePool
+from batchserve.scheduling.shared import SharedInstance
+from batchserve.scheduling.workers import BatchObserver
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BuiltScheduler:
+    scheduler: Scheduler
+    kind: str  # "shared" | "pool" | "batch"
+    layout: Layout
+    profile: LayoutChoice | None
+
+
+def build_scheduler(
+    config: SchedulerConfig,
+    *,
+    make_instance: Callable[[int], ModelInstance],
+    specs: tuple[TensorSpec, ...],
+    concurrency_safe: bool,
+    name: str,
+    threads_per_instance: bool = True,
+    batchable: bool = True,
+    on_batch: BatchObserver | None = None,
+    cache_key: str | None = None,
+    cache_dir: Path | None = None,
+    profile_budget_s: float = 6.0,
+) -> BuiltScheduler:
+    """Resolve `auto` fields (by profiling), load the instances, build the scheduler.
+
+    `threads_per_instance` is False for runtimes whose thread count is per
+    process (PyTorch): then threads are not a profiled dimension. `batchable`
+    is False when the model has no dynamic batch dimension.
+    """
+    kind = config.kind
+    if kind == "shared" and not concurrency_safe:
+        raise ConfigError(
+            f"{name}: scheduler kind 'shared' but the instance is not safe to call "
+            "concurrently (see `batchserve check`); use 'pool'"
+        )
+    cores = cpu_count()
+    if config.max_in_flight is not None:
+        workers = [config.max_in_flight]
+    elif isinstance(config.instances, int):
+        workers = [config.instances]
+    else:
+        workers = sorted({1, cores}) if kind in ("auto", "batch") else [cores]
+    threads = [config.threads] if isinstance(config.threads, int) else None
+    if not threads_per_instance:
+        threads = [threads[0] if threads else cores]
+    if kind in ("shared", "pool") or not batchable:
+        batches = [1]
+    elif isinstance(config.max_batch_size, int):
+        batches = [config.max_batch_size]
+    else:
+        batches = list(BATCH_CANDIDATES)
+
+    # One instance serves every worker when that is safe (weights once in memory),
+    # unless the config asks for a pool of separate instances.
+    share = concurrency_safe and kind != "pool"
+    choice = choose_layout(
+        make_instance=make_instance,
+        specs=specs,
+        concurrency_safe=share,
+        workers=workers,
+        threads=threads,
+        batch_sizes=batches,
+        budget_s=profile_budget_s,
+        cache_key=cache_key,
+        cache_dir=cache_dir,
+    )
+    layout = choice.layout
+    if kind == "auto":
+        kind = "batch" if layout.max_batch_size > 1 else ("shared" if concurrency_safe else "pool")
+
+    if share:
+        one = make_instance(layout.threads)
+        instances = [one] * layout.workers
+    else:
+        instances = [make_instance(layout.threads) for _ in range(layout.workers)]
+
+    scheduler: Scheduler
+    common = {"max_queue": config.max_queue, "name": name, "on_batch": on_batch}
+    if kind == "batch":
+        scheduler = DynamicBatcher(
+            instances,
+            max_batch_size=layout.max_batch_size,
+            max_delay_s=config.max_delay_ms / 1000.0,
+            **common,  # type: ignore[arg-type]
+        )
+    elif kind == "shared":
+        scheduler = SharedInstance(instances[0], max_in_flight=layout.workers, **common)  # type: ignore[arg-type]
+    else:
+        scheduler = InstancePool(instances, **common)  # type: ignore[arg-type]
+    log.info(
+        "%s: %s scheduler, %d worker(s) x %d thread(s), max batch %d%s",
+        name,
+        kind,
+        layout.workers,
+        layout.threads,
+        layout.max_batch_size,
+        " (cached profile)" if choice.from_cache else "",
+    )
+    return BuiltScheduler(scheduler, kind, layout, choice if choice.measured else None)

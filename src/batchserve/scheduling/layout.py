@@ -1,0 +1,224 @@
+"""Pick how to lay a model out on this machine by measuring, not guessing.
+
+A layout is how many runtime calls run at once (`workers`), how many intra-op
+threads each call uses, and how many rows a batch may hold. On a 2-core CPU
+two single-threaded calls beat one two-threaded call and batching gains
+nothing; on a GPU batching is everything. `choose_layout` runs each candidate
+for a slice of a small time budget, keeps the best, and caches the answer per
+model file and machine so that the next load is instant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from batchserve.runtimes.base import ModelInstance, TensorSpec
+
+log = logging.getLogger(__name__)
+
+BATCH_CANDIDATES = (1, 2, 4, 8, 16, 32)
+#: The smallest batch whose throughput is within this fraction of the best wins.
+GOOD_ENOUGH = 0.95
+
+
+@dataclass(frozen=True)
+class Layout:
+    workers: int
+    threads: int
+    max_batch_size: int
+    throughput: float | None = None  # rows per second, when measured
+
+
+@dataclass(frozen=True)
+class LayoutChoice:
+    layout: Layout
+    measured: tuple[Layout, ...]
+    from_cache: bool
+
+
+def cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def sample_inputs(specs: Sequence[TensorSpec], rows: int) -> dict[str, np.ndarray] | None:
+    """Synthetic inputs of `rows` rows, or None when a non-batch dimension is unknown."""
+    rng = np.random.default_rng(0)
+    out: dict[str, np.ndarray] = {}
+    for spec in specs:
+        dims = list(spec.shape)
+        if dims and dims[0] == -1:
+            dims[0] = rows
+        if any(d < 0 for d in dims):
+            return None
+        if spec.dtype.kind == "f":
+            out[spec.name] = rng.standard_normal(dims).astype(spec.dtype)
+        elif spec.dtype.kind in "iu":
+            out[spec.name] = np.zeros(dims, dtype=spec.dtype)
+        else:
+            return None
+    return out
+
+
+def measure(
+    instances: Sequence[ModelInstance],
+    inputs: Mapping[str, np.ndarray],
+    seconds: float,
+) -> float:
+    """Closed-loop throughput in rows/s: one thread per entry of `instances`, each
+    calling `run` back to back for `seconds`."""
+    rows = next(iter(inputs.values())).shape[0]
+    for instance in dict.fromkeys(instances):  # warm each distinct instance once
+        instance.run(inputs)
+    counts = [0] * len(instances)
+    start_line = threading.Barrier(len(instances) + 1)
+    stop_at = [0.0]
+
+    def loop(i: int, instance: ModelInstance) -> None:
+        start_line.wait()
+        while True:
+            instance.run(inputs)
+            counts[i] += 1
+            if time.perf_counter() >= stop_at[0]:
+                return
+
+    threads = [
+        threading.Thread(target=loop, args=(i, inst), daemon=True)
+        for i, inst in enumerate(instances)
+    ]
+    for t in threads:
+        t.start()
+    stop_at[0] = time.perf_counter() + seconds
+    began = time.perf_counter()
+    start_line.wait()
+    for t in threads:
+        t.join()
+    return sum(counts) * rows / (time.perf_counter() - began)
+
+
+def choose_layout(
+    *,
+    make_instance: Callable[[int], ModelInstance],
+    specs: Sequence[TensorSpec],
+    concurrency_safe: bool,
+    workers: Sequence[int],
+    threads: Sequence[int] | None,
+    batch_sizes: Sequence[int],
+    budget_s: float = 6.0,
+    cache_key: str | None = None,
+    cache_dir: Path | None = None,
+) -> LayoutChoice:
+    """Measure every candidate and return the best, from the cache when possible.
+
+    `threads=None` pairs each worker count with cores // workers threads, so
+    that workers x threads fills the machine without oversubscribing it.
+    """
+    cores = cpu_count()
+    pairs = [(w, t) for w in workers for t in (threads or [max(1, cores // w)])]
+    candidates = [Layout(w, t, b) for w, t in pairs for b in batch_sizes]
+    if len(candidates) == 1:
+        return LayoutChoice(candidates[0], (), from_cache=False)
+    cache_file = _cache_file(cache_dir, cache_key, candidates)
+    cached = _read_cache(cache_file)
+    if cached is not None:
+        return cached
+    if sample_inputs(specs, 1) is None:
+        fallback = Layout(max(workers), threads[0] if threads else 1, min(batch_sizes))
+        log.warning("cannot profile: an input has unknown dimensions; using %s", fallback)
+        return LayoutChoice(fallback, (), from_cache=False)
+
+    slice_s = max(0.15, budget_s / len(candidates))
+    measured: list[Layout] = []
+    for w, t in pairs:
+        if concurrency_safe:
+            one = make_instance(t)
+            instances = [one] * w
+        else:
+            instances = [make_instance(t) for _ in range(w)]
+        try:
+            for b in batch_sizes:
+                inputs = sample_inputs(specs, b)
+                assert inputs is not None
+                rate = measure(instances, inputs, slice_s)
+                measured.append(Layout(w, t, b, rate))
+        finally:
+            for instance in dict.fromkeys(instances):
+                instance.close()
+
+    best = max(layout.throughput or 0.0 for layout in measured)
+    good = [m for m in measured if (m.throughput or 0.0) >= GOOD_ENOUGH * best]
+    chosen = min(good, key=lambda m: (m.max_batch_size, -(m.throughput or 0.0)))
+    log.info("layout profile (%d cores):\n%s\nchosen: %s", cores, format_table(measured), chosen)
+    choice = LayoutChoice(chosen, tuple(measured), from_cache=False)
+    _write_cache(cache_file, choice)
+    return choice
+
+
+def format_table(measured: Sequence[Layout]) -> str:
+    lines = ["  workers threads batch   rows/s"]
+    lines += [
+        f"  {m.workers:7d} {m.threads:7d} {m.max_batch_size:5d} {m.throughput or 0:8.1f}"
+        for m in measured
+    ]
+    return "\n".join(lines)
+
+
+def file_fingerprint(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:20]
+
+
+def _cache_file(cache_dir: Path | None, key: str | None, candidates: list[Layout]) -> Path | None:
+    if key is None:
+        return None
+    cache_dir = cache_dir or Path(
+        os.environ.get("BATCHSERVE_CACHE_DIR", Path.home() / ".cache" / "batchserve")
+    )
+    machine = f"{platform.machine()}-{platform.processor()}-{cpu_count()}"
+    what = json.dumps([key, machine, [asdict(c) for c in candidates]], sort_keys=True)
+    name = hashlib.sha256(what.encode()).hexdigest()[:24]
+    return cache_dir / "layouts" / f"{name}.json"
+
+
+def _read_cache(path: Path | None) -> LayoutChoice | None:
+    if path is None or not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        measured = tuple(Layout(**m) for m in data["measured"])
+        return LayoutChoice(Layout(**data["layout"]), measured, from_cache=True)
+    except (OSError, ValueError, KeyError, TypeError):
+        log.warning("ignoring unreadable layout cache %s", path)
+        return None
+
+
+def _write_cache(path: Path | None, choice: LayoutChoice) -> None:
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(
+            json.dumps(
+                {"layout": asdict(choice.layout), "measured": [asdict(m) for m in choice.measured]}
+            )
+        )
+        tmp.replace(path)
+    except OSError as exc:
+        log.warning("could not cache the layout in %s: %s", path, exc)

@@ -1,0 +1,142 @@
+"""A bounded FIFO of inference requests that hands out shape-compatible batches."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Hashable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from batchserve.errors import DeadlineExceeded, QueueFull, SchedulerStopped
+from batchserve.scheduling.base import InferenceResult
+
+
+def batch_key(inputs: Mapping[str, np.ndarray]) -> Hashable:
+    """Requests with equal keys can be stacked on the first dimension."""
+    return tuple((name, a.dtype.str, a.shape[1:]) for name, a in inputs.items())
+
+
+@dataclass(eq=False)
+class QueuedRequest:
+    """One submitted request and the future its caller waits on."""
+
+    inputs: Mapping[str, np.ndarray]
+    rows: int
+    key: Hashable
+    deadline: float | None
+    future: Future[InferenceResult] = field(default_factory=Future)
+    enqueued_at: float = field(default_factory=time.monotonic)
+
+
+class RequestQueue:
+    """Bounded FIFO shared by a scheduler's workers.
+
+    `take` is where batches form: it blocks until a request is waiting, then
+    returns at once with that request and the compatible ones queued behind
+    it, up to `max_rows`. It waits for more only when `max_delay_s` > 0, so
+    an idle worker never sits on a timer while work is waiting.
+    """
+
+    def __init__(self, max_size: int) -> None:
+        self._items: deque[QueuedRequest] = deque()
+        self._max_size = max_size
+        self._cond = threading.Condition()
+        self._closed = False
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def max_size(self) -> int:
+        return self._max_size
+
+    def put(self, request: QueuedRequest) -> None:
+        with self._cond:
+            if self._closed:
+                raise SchedulerStopped("the model is shutting down and accepts no new requests")
+            if len(self._items) >= self._max_size:
+                self._drop_cancelled()
+                if len(self._items) >= self._max_size:
+                    raise QueueFull(f"queue is full ({self._max_size} requests waiting)")
+            self._items.append(request)
+            self._cond.notify()
+
+    def take(self, max_rows: int, max_delay_s: float = 0.0) -> list[QueuedRequest] | None:
+        """The next batch (at least one request), or None once closed and empty."""
+        with self._cond:
+            while True:
+                head = self._pop_runnable()
+                if head is not None:
+                    break
+                if self._closed:
+                    return None
+                self._cond.wait()
+            batch = [head]
+            rows = head.rows
+            if rows < max_rows:
+                rows = self._gather(batch, rows, max_rows)
+                if max_delay_s > 0:
+                    until = head.enqueued_at + max_delay_s
+                    while rows < max_rows and not self._closed:
+                        remaining = until - time.monotonic()
+                        if remaining <= 0:
+                            break
+                        self._cond.wait(remaining)
+                        rows = self._gather(batch, rows, max_rows)
+            return batch
+
+    def close(self) -> None:
+        """Refuse new requests; waiting workers drain what is queued, then get None."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def fail_all(self, error: Exception) -> None:
+        with self._cond:
+            while self._items:
+                request = self._items.popleft()
+                if request.future.set_running_or_notify_cancel():
+                    request.future.set_exception(error)
+
+    def _gather(self, batch: list[QueuedRequest], rows: int, max_rows: int) -> int:
+        """Move compatible requests from the queue into `batch`, oldest first."""
+        key = batch[0].key
+        kept: deque[QueuedRequest] = deque()
+        while self._items and rows < max_rows:
+            candidate = self._items.popleft()
+            if candidate.key != key or rows + candidate.rows > max_rows:
+                kept.append(candidate)
+                continue
+            if self._claim(candidate):
+                batch.append(candidate)
+                rows += candidate.rows
+        # Requests passed over keep their place at the front, in order.
+        self._items.extendleft(reversed(kept))
+        return rows
+
+    def _pop_runnable(self) -> QueuedRequest | None:
+        while self._items:
+            request = self._items.popleft()
+            if self._claim(request):
+                return request
+        return None
+
+    @staticmethod
+    def _claim(request: QueuedRequest) -> bool:
+        """Mark the request as running; False if it was cancelled or expired."""
+        if not request.future.set_running_or_notify_cancel():
+            return False
+        if request.deadline is not None and time.monotonic() > request.deadline:
+            waited = time.monotonic() - request.enqueued_at
+            request.future.set_exception(
+                DeadlineExceeded(f"deadline passed after {waited * 1000:.0f} ms in the queue")
+            )
+            return False
+        return True
+
+    def _drop_cancelled(self) -> None:
+        self._items = deque(r for r in self._items if not r.future.cancelled())

@@ -1,0 +1,166 @@
+"""The engine under every scheduler: worker threads, each bound to a model instance,
+taking batches from one bounded queue.
+
+`SharedInstance`, `InstancePool` and `DynamicBatcher` are this engine with
+different instances and batch bounds, so queueing, deadlines, cancellation,
+failure isolation and draining behave the same in all three.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
+
+import numpy as np
+
+from batchserve.errors import BatchserveError, InferenceError, InvalidInput, SchedulerStopped
+from batchserve.runtimes.base import ModelInstance
+from batchserve.scheduling.base import InferenceResult, Scheduler, SchedulerStats
+from batchserve.scheduling.batching import split, stack
+from batchserve.scheduling.request_queue import QueuedRequest, RequestQueue, batch_key
+
+log = logging.getLogger(__name__)
+
+#: Called after every runtime call with (rows in the batch, seconds it took).
+BatchObserver = Callable[[int, float], None]
+
+
+class WorkerScheduler(Scheduler):
+    """One worker thread per entry of `instances` (an instance may appear more than once
+    when it is safe to call concurrently), each running batches of up to `max_batch_size`
+    rows taken from a shared FIFO queue of at most `max_queue` requests."""
+
+    def __init__(
+        self,
+        instances: Sequence[ModelInstance],
+        *,
+        max_batch_size: int = 1,
+        max_delay_s: float = 0.0,
+        max_queue: int = 256,
+        name: str = "model",
+        on_batch: BatchObserver | None = None,
+    ) -> None:
+        if not instances:
+            raise ValueError("a scheduler needs at least one instance")
+        if max_batch_size < 1:
+            raise ValueError("max_batch_size must be at least 1")
+        self._instances = list(instances)
+        self.max_batch_size = max_batch_size
+        self.max_delay_s = max_delay_s
+        self.name = name
+        self._queue = RequestQueue(max_queue)
+        self._on_batch = on_batch
+        self._threads: list[threading.Thread] = []
+        self._busy = 0
+        self._busy_lock = threading.Lock()
+        self._started = False
+
+    # -- Scheduler -------------------------------------------------------------------
+
+    def submit(
+        self, inputs: Mapping[str, np.ndarray], deadline: float | None = None
+    ) -> Future[InferenceResult]:
+        if not inputs:
+            raise InvalidInput("a request needs at least one input tensor")
+        rows = _rows(inputs)
+        request = QueuedRequest(inputs=inputs, rows=rows, key=batch_key(inputs), deadline=deadline)
+        self._queue.put(request)
+        return request.future
+
+    def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        for i, instance in enumerate(self._instances):
+            thread = threading.Thread(
+                target=self._work, args=(instance,), name=f"{self.name}-worker-{i}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, drain: bool = True, timeout: float | None = None) -> None:
+        self._queue.close()
+        if not drain:
+            self._queue.fail_all(SchedulerStopped("the model was stopped before this request ran"))
+        end = None if timeout is None else time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(None if end is None else max(0.0, end - time.monotonic()))
+        # Whatever is left (a drain that ran out of time) fails rather than hangs.
+        self._queue.fail_all(SchedulerStopped("the model stopped before this request ran"))
+
+    def stats(self) -> SchedulerStats:
+        return SchedulerStats(
+            queued=len(self._queue), busy_workers=self._busy, workers=len(self._instances)
+        )
+
+    @property
+    def queue_capacity(self) -> int:
+        return self._queue.max_size
+
+    # -- workers ---------------------------------------------------------------------
+
+    def _work(self, instance: ModelInstance) -> None:
+        while True:
+            batch = self._queue.take(self.max_batch_size, self.max_delay_s)
+            if batch is None:
+                return
+            with self._busy_lock:
+                self._busy += 1
+            try:
+                self._run_batch(instance, batch)
+            except BaseException as exc:  # never let a worker die with futures unresolved
+                log.exception("%s: worker failed", self.name)
+                for request in batch:
+                    if not request.future.done():
+                        request.future.set_exception(exc)
+            finally:
+                with self._busy_lock:
+                    self._busy -= 1
+
+    def _run_batch(self, instance: ModelInstance, batch: list[QueuedRequest]) -> None:
+        started = time.monotonic()
+        try:
+            outputs = instance.run(stack([r.inputs for r in batch]))
+            pieces = split(outputs, [r.rows for r in batch])
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0].future.set_exception(_as_domain_error(exc))
+                return
+            # One bad input must not fail its neighbours: retry each request alone.
+            log.info("%s: batch of %d failed (%s); retrying one by one", self.name, len(batch), exc)
+            for request in batch:
+                self._run_batch(instance, [request])
+            return
+        elapsed = time.monotonic() - started
+        rows = sum(r.rows for r in batch)
+        if self._on_batch is not None:
+            self._on_batch(rows, elapsed)
+        for request, outputs_for_request in zip(batch, pieces, strict=True):
+            request.future.set_result(
+                InferenceResult(
+                    outputs=outputs_for_request,
+                    queue_s=started - request.enqueued_at,
+                    inference_s=elapsed,
+                    batch_size=rows,
+                )
+            )
+
+
+def _rows(inputs: Mapping[str, np.ndarray]) -> int:
+    sizes = set()
+    for name, value in inputs.items():
+        if not isinstance(value, np.ndarray) or value.ndim == 0:
+            raise InvalidInput(f"input {name!r} must be an array with a batch dimension first")
+        sizes.add(value.shape[0])
+    if len(sizes) != 1:
+        raise InvalidInput(f"inputs disagree on the batch dimension: {sorted(sizes)}")
+    return sizes.pop()
+
+
+def _as_domain_error(exc: Exception) -> Exception:
+    if isinstance(exc, BatchserveError):
+        return exc
+    return InferenceError(f"{type(exc).__name__}: {exc}")

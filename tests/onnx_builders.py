@@ -70,3 +70,23 @@ def lookup_model(path: Path, table_size: int = 10) -> Path:
         [numpy_helper.from_array(table, "table")],
     )
     return save(helper.make_model(graph, opset_imports=OPSET), path)
+
+
+def slow_model(path: Path, size: int = 768, repeats: int = 6) -> Path:
+    """A deliberately slow model (chained MatMuls) for queueing tests: 'x' [-1, size] -> 'y'."""
+    rng = np.random.default_rng(0)
+    w = (rng.standard_normal((size, size)) / np.sqrt(size)).astype(np.float32)
+    nodes = []
+    previous = "x"
+    for i in range(repeats):
+        out = "y" if i == repeats - 1 else f"h{i}"
+        nodes.append(helper.make_node("MatMul", [previous, "W"], [out]))
+        previous = out
+    graph = helper.make_graph(
+        nodes,
+        "slow",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", size])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", size])],
+        [numpy_helper.from_array(w, "W")],
+    )
+    return save(helper.make_model(graph, opset_imports=OPSET), path)

@@ -62,7 +62,7 @@ class SchedulerConfig(_Strict):
     kind: Literal["auto", "shared", "pool", "batch"] = "auto"
     instances: int | Auto = Field("auto", description="runtime instances (workers)")
     threads: int | Auto = Field("auto", description="intra-op threads per instance")
-    max_batch_size: int | Auto = 1
+    max_batch_size: int | Auto = Field("auto", description="rows per runtime call")
     max_delay_ms: float = Field(0.0, ge=0, description="0: work-conserving, never waits on a timer")
     max_queue: int = Field(256, gt=0)
     max_in_flight: int | None = Field(None, description="shared kind: concurrent calls bound")

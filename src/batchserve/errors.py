@@ -65,3 +65,15 @@ class SchedulerStopped(BatchserveError):
 
 class InferenceError(BatchserveError):
     """The runtime failed on this request's input."""
+
+
+class UrlRefused(InvalidInput):
+    """An image URL refused: its scheme, the operator's allowlist, or an address not to reach."""
+
+
+class FetchFailed(BatchserveError):
+    """Fetching an image URL failed upstream: unreachable, an error status, a broken reply."""
+
+
+class FetchTimeout(FetchFailed):
+    """Fetching an image URL took longer than its connect or total time bound."""

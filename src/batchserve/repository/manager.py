@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from batchserve.config import load_model_config
@@ -28,6 +28,10 @@ class VersionState:
     reason: str = ""
 
 
+#: Called after every runtime call with (model, version, rows in the batch, seconds).
+ModelBatchObserver = Callable[[str, int, int, float], None]
+
+
 class ModelManager:
     """Loads the models of one or more stores and answers `get(name, version)`.
 
@@ -39,7 +43,7 @@ class ModelManager:
         self,
         stores: Sequence[LocalStore],
         *,
-        on_batch: BatchObserver | None = None,
+        on_batch: ModelBatchObserver | None = None,
         profile_budget_s: float = 6.0,
     ) -> None:
         self._stores = list(stores)
@@ -75,7 +79,7 @@ class ModelManager:
                     version,
                     config,
                     version_dir=store.fetch(name, version),
-                    on_batch=self._on_batch,
+                    on_batch=self._observer(name, version),
                     profile_budget_s=self._profile_budget_s,
                 )
             except BatchserveError as exc:
@@ -86,6 +90,12 @@ class ModelManager:
                 self._loaded.setdefault(name, {})[version] = model
             self._states[(name, version)] = VersionState(name, version, "READY")
             log.info("model %s v%d ready", name, version)
+
+    def _observer(self, name: str, version: int) -> BatchObserver | None:
+        observe = self._on_batch
+        if observe is None:
+            return None
+        return lambda rows, seconds: observe(name, version, rows, seconds)
 
     def get(self, name: str, version: int | None = None) -> LoadedModel:
         with self._lock:

@@ -1,0 +1,1 @@
+"""Request and response formats: v2 tensors, images, labels and top-k."""

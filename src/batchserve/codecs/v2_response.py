@@ -1,0 +1,210 @@
+"""The KServe / Triton v2 inference protocol, responses: numpy to body bytes.
+
+The server hands over the model's outputs and what the request asked for
+(`batchserve.codecs.v2.RequestedOutput`) and gets back the body and, when any
+output is binary, the value for ``Inference-Header-Content-Length``. Also here:
+Triton's classification extension (top-k "score:index:label" strings) and the
+plain-dict bodies of the metadata, readiness and error endpoints.
+
+NaN and infinity in a JSON output: JSON has no token for them, so they are
+written as ``null`` (what KServe's own server does via orjson, and what
+JavaScript's JSON.stringify does). tritonclient's ``as_numpy`` turns null back
+into NaN for float outputs, so NaN survives a round trip but +-inf comes back
+as NaN. A client that needs exact non-finite values asks for binary output
+(``binary_data: true``), which is exact for every value.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from batchserve.codecs.labels import top_k
+from batchserve.codecs.v2 import BYTES_LENGTH_PREFIX, RequestedOutput
+from batchserve.datatypes import v2_datatype
+from batchserve.errors import InvalidInput
+from batchserve.runtimes.base import TensorSpec
+
+
+def encode_infer_response(
+    model_name: str,
+    model_version: str | int | None,
+    request_id: str | None,
+    outputs: Mapping[str, np.ndarray],
+    requested: Sequence[RequestedOutput] | None,
+    binary_default: bool,
+    *,
+    labels: Mapping[str, Sequence[str]] | None = None,
+) -> tuple[bytes, int | None]:
+    """Encode a v2 response; returns the body and the JSON header's length if any output is binary.
+
+    With a header length the server sends ``Inference-Header-Content-Length``
+    and ``application/octet-stream``; with None the body is plain JSON
+    (``application/json``). ``requested`` is the request's ``outputs`` (None:
+    every output, in the order of ``outputs``); ``binary_default`` is the
+    request's ``binary_data_output``, which each output's own ``binary_data``
+    overrides. ``labels`` maps an output name to its class labels, used when
+    that output is requested with ``classification``.
+    """
+    selection = list(requested) if requested is not None else [RequestedOutput(n) for n in outputs]
+    entries: list[dict[str, Any]] = []
+    blobs: list[bytes] = []
+    for request in selection:
+        if request.name not in outputs:
+            names = ", ".join(repr(name) for name in outputs)
+            raise InvalidInput(
+                f"output {request.name!r} is not an output of the model; it has {names}"
+            )
+        tensor = np.asarray(outputs[request.name])
+        if request.classification:
+            if tensor.dtype.kind not in "iuf" or tensor.ndim == 0:
+                raise InvalidInput(
+                    f"output {request.name!r}: classification needs numeric scores with at "
+                    f"least one axis, got {v2_datatype(tensor.dtype)} of shape {list(tensor.shape)}"
+                )
+            class_labels = labels.get(request.name) if labels else None
+            tensor = classify(tensor, request.classification, class_labels)
+        binary = binary_default if request.binary_data is None else request.binary_data
+        entry: dict[str, Any] = {
+            "name": request.name,
+            "datatype": v2_datatype(tensor.dtype),
+            "shape": list(tensor.shape),
+        }
+        if binary:
+            raw = _to_binary(tensor)
+            entry["parameters"] = {"binary_data_size": len(raw)}
+            blobs.append(raw)
+        else:
+            entry["data"] = _to_json_data(request.name, tensor)
+        entries.append(entry)
+
+    doc: dict[str, Any] = {"model_name": model_name}
+    if model_version is not None:
+        doc["model_version"] = str(model_version)
+    if request_id is not None:
+        doc["id"] = request_id
+    doc["outputs"] = entries
+    # allow_nan=False: non-finite values were already replaced; never emit
+    # the NaN token, which strict JSON parsers refuse.
+    header = json.dumps(doc, separators=(",", ":"), allow_nan=False, ensure_ascii=False).encode()
+    if not blobs:
+        return header, None
+    return b"".join([header, *blobs]), len(header)
+
+
+def _to_binary(tensor: np.ndarray) -> bytes:
+    if tensor.dtype.kind in "OUS":
+        parts: list[bytes] = []
+        for value in tensor.ravel().tolist():
+            raw = _element_bytes(value)
+            parts.append(BYTES_LENGTH_PREFIX.pack(len(raw)))
+            parts.append(raw)
+        return b"".join(parts)
+    # tobytes writes row-major whatever the memory layout; the wire is little-endian.
+    return tensor.astype(tensor.dtype.newbyteorder("<"), copy=False).tobytes()
+
+
+def _to_json_data(name: str, tensor: np.ndarray) -> list[Any]:
+    flat = tensor.ravel()
+    if tensor.dtype.kind in "OUS":
+        try:
+            return [_element_text(value) for value in flat.tolist()]
+        except UnicodeDecodeError:
+            raise InvalidInput(
+                f"output {name!r} holds bytes that are not UTF-8, which JSON cannot carry; "
+                "request it with binary_data: true"
+            ) from None
+    data = flat.tolist()
+    if tensor.dtype.kind == "f":
+        # JSON has no NaN/inf: write null (see the module docstring).
+        for index in np.flatnonzero(~np.isfinite(flat)).tolist():
+            data[index] = None
+    return data
+
+
+def _element_bytes(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    # Like tritonclient: anything that is not bytes is sent as its UTF-8 text.
+    return (value if isinstance(value, str) else str(value)).encode("utf-8")
+
+
+def _element_text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    return value if isinstance(value, str) else str(value)
+
+
+def classify(tensor: np.ndarray, k: int, labels: Sequence[str] | None = None) -> np.ndarray:
+    """Triton's classification extension: top-k along the last axis as "score:index:label".
+
+    Returns an object array of UTF-8 `bytes` of shape ``tensor.shape[:-1] +
+    (min(k, classes),)``, highest score first (ties: lower index first). The
+    score is written as C's ``%f`` for floats (what Triton's std::to_string
+    gives) and as an integer for integer scores; the label part is left out
+    when there is no label for the index ("score:index").
+    """
+    scores = np.asarray(tensor)
+    if scores.dtype.kind not in "iuf" or scores.ndim == 0:
+        raise ValueError(
+            f"classification needs numeric scores with an axis, got {scores.dtype} "
+            f"of shape {scores.shape}"
+        )
+    indices, values = top_k(scores, k)
+    as_float = scores.dtype.kind == "f"
+    names = labels if labels is not None else ()
+    results = []
+    for index, value in zip(indices.ravel().tolist(), values.ravel().tolist(), strict=True):
+        score = f"{value:f}" if as_float else str(value)
+        label = names[index] if index < len(names) else ""
+        results.append(f"{score}:{index}:{label}" if label else f"{score}:{index}")
+    encoded = np.array([text.encode("utf-8") for text in results], dtype=object)
+    return encoded.reshape(indices.shape)
+
+
+def tensor_metadata(spec: TensorSpec) -> dict[str, Any]:
+    """One input or output as the v2 metadata endpoints describe it."""
+    return {"name": spec.name, "datatype": spec.datatype, "shape": list(spec.shape)}
+
+
+def model_metadata(
+    name: str,
+    versions: Sequence[str | int],
+    platform: str,
+    inputs: Sequence[TensorSpec],
+    outputs: Sequence[TensorSpec],
+) -> dict[str, Any]:
+    """The body of ``GET /v2/models/{name}[/versions/{v}]``; versions are strings per the spec."""
+    return {
+        "name": name,
+        "versions": [str(version) for version in versions],
+        "platform": platform,
+        "inputs": [tensor_metadata(spec) for spec in inputs],
+        "outputs": [tensor_metadata(spec) for spec in outputs],
+    }
+
+
+def server_metadata(name: str, version: str, extensions: Sequence[str]) -> dict[str, Any]:
+    """The body of ``GET /v2``."""
+    return {"name": name, "version": version, "extensions": list(extensions)}
+
+
+def model_ready(name: str, ready: bool, version: str | int | None = None) -> dict[str, Any]:
+    """A body for ``GET /v2/models/{name}/ready``.
+
+    The spec only asks for the status code (200 ready, 400 not); a body that
+    says the same helps people reading it with curl, as KServe's server does.
+    """
+    body: dict[str, Any] = {"name": name}
+    if version is not None:
+        body["version"] = str(version)
+    body["ready"] = ready
+    return body
+
+
+def error_body(message: str) -> dict[str, str]:
+    """The v2 error response: ``{"error": message}``."""
+    return {"error": message}

@@ -1,0 +1,1 @@
+"""The ASGI app: v2 inference protocol, /predict, health, metrics, auth, limits, shutdown."""

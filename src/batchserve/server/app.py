@@ -1,0 +1,97 @@
+"""The ASGI app: routes, error handlers, middleware, and the models' life cycle."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+import batchserve
+from batchserve.repository.local_store import LocalStore
+from batchserve.repository.manager import ModelManager
+from batchserve.scheduling.layout import cpu_count
+from batchserve.server.errors import EXCEPTION_HANDLERS, error_response
+from batchserve.server.metrics import ServerMetrics
+from batchserve.server.middleware import RequestContextMiddleware
+from batchserve.server.routes import predict, v2
+from batchserve.server.settings import ServerSettings
+
+log = logging.getLogger("batchserve.server")
+
+
+def create_app(settings: ServerSettings, manager: ModelManager | None = None) -> FastAPI:
+    """Build the app. Models load in the background once it starts: liveness answers at
+    once, readiness only when loading is done."""
+    metrics = ServerMetrics()
+    manager = manager or ModelManager(
+        [LocalStore(p) for p in settings.repositories],
+        on_batch=metrics.observe_batch,
+        profile_budget_s=settings.profile_budget_s,
+    )
+    metrics.watch_models(manager.loaded)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loader = threading.Thread(target=_load, args=(app,), name="model-loader", daemon=True)
+        loader.start()
+        try:
+            yield
+        finally:
+            # uvicorn has stopped accepting and finished the requests in flight.
+            manager.stop(drain=True, timeout=settings.drain_timeout_s)
+            app.state.cpu_pool.shutdown(wait=False, cancel_futures=True)
+            log.info("stopped")
+
+    def _load(app: FastAPI) -> None:
+        try:
+            manager.load_all()
+        except Exception:
+            log.exception("loading the repository failed")
+        finally:
+            app.state.ready.set()
+            states = manager.index()
+            log.info(
+                "ready: %s",
+                ", ".join(f"{s.name} v{s.version} {s.state}" for s in states) or "no models",
+            )
+
+    app = FastAPI(
+        title="batchserve",
+        version=batchserve.__version__,
+        lifespan=lifespan,
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+    )
+    app.state.settings = settings
+    app.state.manager = manager
+    app.state.metrics = metrics
+    app.state.ready = threading.Event()
+    app.state.cpu_pool = ThreadPoolExecutor(
+        settings.decode_threads or cpu_count(), thread_name_prefix="cpu"
+    )
+    app.state.fetch_limits, app.state.fetch_policy = predict.fetch_settings(settings)
+    app.include_router(v2.router)
+    app.include_router(predict.router)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        return error_response(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        return error_response(400 if request.url.path.startswith("/v2/") else 422, str(exc))
+
+    @app.get("/metrics", tags=["metrics"])
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.add_middleware(RequestContextMiddleware, metrics=metrics, auth_token=settings.auth_token)
+    return app

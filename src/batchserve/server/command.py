@@ -1,0 +1,98 @@
+"""Serve models over HTTP: the KServe/Triton v2 protocol and /predict.
+
+With no --repository it serves the bundled demo models (and the benchmark
+model, once `make` has built it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from batchserve.repository.bundled import bundled_repositories
+from batchserve.server.app import create_app
+from batchserve.server.settings import ServerSettings
+
+log = logging.getLogger("batchserve.server")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--repository",
+        action="append",
+        type=Path,
+        help="model repository folder (repeatable); default: the bundled demo models",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    parser.add_argument(
+        "--auth-token",
+        default=os.environ.get("BATCHSERVE_AUTH_TOKEN"),
+        help="require 'Authorization: Bearer TOKEN' (default: $BATCHSERVE_AUTH_TOKEN)",
+    )
+    parser.add_argument("--max-body-mb", type=float, default=20.0)
+    parser.add_argument("--request-timeout", type=float, default=30.0, help="seconds")
+    parser.add_argument("--drain-timeout", type=float, default=20.0, help="seconds on SIGTERM")
+    parser.add_argument("--max-connections", type=int, default=1024)
+    parser.add_argument("--decode-threads", type=int, default=None)
+    parser.add_argument("--profile-budget", type=float, default=6.0, help="seconds per model")
+    parser.add_argument("--no-url-fetch", action="store_true", help="refuse images by URL")
+    parser.add_argument("--url-allow-host", action="append", default=[], help="allowlist")
+    parser.add_argument("--url-allow-network", action="append", default=[], help="allowlist")
+    parser.add_argument("--url-allow-private", action="store_true", help="on-premise use")
+    parser.add_argument("--url-allow-loopback", action="store_true", help="local use")
+
+
+def settings_from_args(args: argparse.Namespace) -> ServerSettings:
+    return ServerSettings(
+        repositories=tuple(args.repository or bundled_repositories()),
+        host=args.host,
+        port=args.port,
+        auth_token=args.auth_token or None,
+        max_body_bytes=int(args.max_body_mb * 1024 * 1024),
+        request_timeout_s=args.request_timeout,
+        drain_timeout_s=args.drain_timeout,
+        max_connections=args.max_connections,
+        decode_threads=args.decode_threads,
+        profile_budget_s=args.profile_budget,
+        url_fetch=not args.no_url_fetch,
+        url_allow_hosts=tuple(args.url_allow_host),
+        url_allow_networks=tuple(args.url_allow_network),
+        url_allow_private=args.url_allow_private,
+        url_allow_loopback=args.url_allow_loopback,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    if not settings.repositories:
+        print("no model repository: pass --repository PATH", file=sys.stderr)
+        return 2
+    app = create_app(settings)
+    # Bind first, so that --port 0 can say which port it got before serving.
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((settings.host, settings.port))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        access_log=False,
+        # Past this many connections uvicorn answers 503 itself: a backstop, not the bound
+        # clients normally meet (the schedulers' queues answer 503 with a JSON body first).
+        limit_concurrency=settings.max_connections,
+        timeout_graceful_shutdown=int(settings.drain_timeout_s) or None,
+        timeout_keep_alive=5,
+    )
+    server = uvicorn.Server(config)
+    print(f"batchserve listening on http://{settings.host}:{port}", flush=True)
+    log.info("serving %s", ", ".join(str(p) for p in settings.repositories))
+    server.run(sockets=[sock])
+    return 0

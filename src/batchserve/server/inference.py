@@ -1,0 +1,71 @@
+"""What the routes share: finding the model a request names, and waiting for its result
+without blocking the event loop and without waiting past the request's deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+import numpy as np
+from starlette.requests import Request
+
+from batchserve.errors import DeadlineExceeded, ModelNotFound
+from batchserve.repository.loaded_model import LoadedModel
+from batchserve.repository.manager import ModelManager
+from batchserve.scheduling.base import InferenceResult
+from batchserve.server.metrics import ServerMetrics
+from batchserve.server.settings import ServerSettings
+
+T = TypeVar("T")
+
+
+def manager(request: Request) -> ModelManager:
+    return request.app.state.manager
+
+
+def settings(request: Request) -> ServerSettings:
+    return request.app.state.settings
+
+
+def metrics(request: Request) -> ServerMetrics:
+    return request.app.state.metrics
+
+
+def find_model(request: Request, name: str, version: str | None) -> LoadedModel:
+    number: int | None = None
+    if version is not None:
+        if not version.isdigit():
+            raise ModelNotFound(f"version {version!r} of model {name!r}: versions are numbers")
+        number = int(version)
+    return manager(request).get(name, number)
+
+
+async def off_loop(request: Request, fn: Callable[..., T], *args: object) -> T:
+    """Run blocking work (decode, encode, JSON of big tensors) on the CPU pool."""
+    pool: ThreadPoolExecutor = request.app.state.cpu_pool
+    return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+
+
+async def infer(
+    request: Request, model: LoadedModel, inputs: Mapping[str, np.ndarray]
+) -> InferenceResult:
+    """Submit to the model's scheduler and await the result within the request timeout.
+
+    A request that times out is cancelled: if it is still queued, it never runs.
+    """
+    timeout = settings(request).request_timeout_s
+    if model.config.scheduler.timeout_ms is not None:
+        timeout = min(timeout, model.config.scheduler.timeout_ms / 1000.0)
+    future = model.submit(inputs, deadline=time.monotonic() + timeout)
+    try:
+        result = await asyncio.wait_for(asyncio.wrap_future(future), timeout)
+    except TimeoutError:
+        future.cancel()
+        raise DeadlineExceeded(f"no result within the request timeout of {timeout:g} s") from None
+    stage = metrics(request).stage
+    stage.labels(model.name, "queue").observe(result.queue_s)
+    stage.labels(model.name, "inference").observe(result.inference_s)
+    return result

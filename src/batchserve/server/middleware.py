@@ -1,0 +1,99 @@
+"""One pure ASGI middleware for what every request shares: a request id, the bearer
+token check, the request counter and latency, and a structured access log line."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from batchserve.server.metrics import ServerMetrics
+
+access_log = logging.getLogger("batchserve.access")
+
+#: Reachable without the token: an orchestrator's liveness probe carries none.
+UNAUTHENTICATED_PATHS = frozenset({"/v2/health/live"})
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, *, metrics: ServerMetrics, auth_token: str | None) -> None:
+        self.app = app
+        self.metrics = metrics
+        self._expected = f"Bearer {auth_token}".encode() if auth_token else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = dict(scope["headers"])
+        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        status = 500
+
+        async def send_with_context(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode("latin-1")),
+                ]
+            await send(message)
+
+        try:
+            if self._expected is not None and scope["path"] not in UNAUTHENTICATED_PATHS:
+                given = headers.get(b"authorization", b"")
+                if not hmac.compare_digest(given, self._expected):
+                    await _unauthorized(send_with_context)
+                    return
+            await self.app(scope, receive, send_with_context)
+        finally:
+            self._record(scope, status, time.perf_counter() - started, request_id)
+
+    def _record(self, scope: Scope, status: int, seconds: float, request_id: str) -> None:
+        route = scope.get("route")
+        template = getattr(route, "path", None) or "unmatched"
+        params = scope.get("path_params", {}) if status != 404 else {}
+        # No labels from a 404's path: a client must not be able to mint time series.
+        model = params.get("name", "")
+        version = params.get("version", "")
+        self.metrics.requests.labels(model, version, template, str(status)).inc()
+        if model:
+            self.metrics.latency.labels(model, template).observe(seconds)
+        if access_log.isEnabledFor(logging.INFO):
+            client = scope.get("client")
+            access_log.info(
+                json.dumps(
+                    {
+                        "request_id": request_id,
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "ms": round(seconds * 1000, 2),
+                        "model": model or None,
+                        "version": version or None,
+                        "client": f"{client[0]}:{client[1]}" if client else None,
+                    }
+                )
+            )
+
+
+async def _unauthorized(send: Send) -> None:
+    body = json.dumps({"error": "missing or wrong bearer token"}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 401,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"www-authenticate", b"Bearer"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

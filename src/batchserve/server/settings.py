@@ -1,0 +1,33 @@
+"""Server settings: validated once at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ServerSettings(BaseModel):
+    """Everything the HTTP layer needs; none of it changes a model's behaviour."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    repositories: tuple[Path, ...] = ()
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    auth_token: str | None = None
+    max_body_bytes: int = Field(20 * 1024 * 1024, gt=0)
+    max_top_k: int = Field(100, gt=0)
+    request_timeout_s: float = Field(30.0, gt=0)
+    drain_timeout_s: float = Field(20.0, ge=0)
+    max_connections: int = Field(1024, gt=0, description="past it uvicorn answers 503")
+    decode_threads: int | None = Field(None, description="image decode threads; default cores")
+    profile_budget_s: float = Field(6.0, ge=0)
+    # Image-by-URL fetching (see codecs/url_fetch.py).
+    url_fetch: bool = True
+    url_allow_hosts: tuple[str, ...] = ()
+    url_allow_networks: tuple[str, ...] = ()
+    url_allow_private: bool = False
+    url_allow_loopback: bool = False
+    url_max_bytes: int = Field(10 * 1024 * 1024, gt=0)
+    url_timeout_s: float = Field(10.0, gt=0)

@@ -18,6 +18,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("batchserve.server.command", "serve models over HTTP (v2 protocol and /predict)"),
     "check": ("batchserve.safety.command", "may one instance of a model serve many threads?"),
     "predict": ("batchserve.offline", "offline static batching over a folder of images"),
+    "bench": ("batchserve.bench.command", "load-test an HTTP endpoint: concurrency sweep or rate"),
+    "models": ("batchserve.repository.command", "list, load, unload models on a running server"),
 }
 
 

@@ -7,7 +7,14 @@ from pathlib import Path
 from batchserve.errors import ModelLoadError
 from batchserve.runtimes.base import ModelInstance, Runtime, RuntimeOptions, TensorSpec
 
-__all__ = ["ModelInstance", "Runtime", "RuntimeOptions", "TensorSpec", "get_runtime", "load_instance"]
+__all__ = [
+    "ModelInstance",
+    "Runtime",
+    "RuntimeOptions",
+    "TensorSpec",
+    "get_runtime",
+    "load_instance",
+]
 
 
 def get_runtime(backend: str) -> Runtime:

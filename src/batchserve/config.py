@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from batchserve.errors import ConfigError
 
@@ -56,6 +63,23 @@ class ClassificationConfig(_Strict):
     )
 
 
+class PaddingConfig(_Strict):
+    """Variable-length batching: requests whose inputs differ only in dynamic non-batch
+    dimensions share a batch, padded to the longest in it.
+
+    Requests are grouped by their lengths rounded up to `bucket`, so a batch never
+    pads a short request to many times its length.
+    """
+
+    bucket: int = Field(16, ge=1, description="lengths round up to a multiple of this to group")
+    value: float = Field(0, description="what pads every input (token id 0, attention mask 0)")
+    values: dict[str, float] = Field(default_factory=dict, description="per-input pad value")
+    unpad_outputs: list[str] = Field(
+        default_factory=list,
+        description="outputs whose axis 1 follows the padded length: cut back per request",
+    )
+
+
 class SchedulerConfig(_Strict):
     """How concurrent requests become runtime calls."""
 
@@ -66,7 +90,9 @@ class SchedulerConfig(_Strict):
     max_delay_ms: float = Field(0.0, ge=0, description="0: work-conserving, never waits on a timer")
     max_queue: int = Field(256, gt=0)
     max_in_flight: int | None = Field(None, description="shared kind: concurrent calls bound")
-    pad: bool = Field(False, description="pad dynamic dims so different shapes can share a batch")
+    pad: PaddingConfig | None = Field(
+        None, description="pad dynamic dims so different shapes share a batch; true: defaults"
+    )
     timeout_ms: float | None = Field(None, gt=0, description="default per-request deadline")
 
     @field_validator("instances", "threads", "max_batch_size")
@@ -75,6 +101,13 @@ class SchedulerConfig(_Strict):
         if isinstance(value, int) and value < 1:
             raise ValueError("must be at least 1 or 'auto'")
         return value
+
+    @field_validator("pad", mode="before")
+    @classmethod
+    def _pad_flag(cls, value: object) -> object:
+        if value is True:
+            return PaddingConfig()
+        return None if value is False else value
 
 
 class VersionPolicy(_Strict):
@@ -92,11 +125,56 @@ class TorchConfig(_Strict):
     kwargs: dict[str, object] = Field(default_factory=dict)
 
 
+class StepTensorNames(_Strict):
+    """The step model's tensors (see runtimes/step_model.py)."""
+
+    tokens: str = "tokens"
+    lengths: str = "lengths"
+    state: str = "state"
+    logits: str = "logits"
+    state_out: str = "state_out"
+
+
+class GenerateConfig(_Strict):
+    """A text model run step by step (task: generate), served by the continuous batcher."""
+
+    tokenizer: str = Field(
+        "bytes", description="'bytes' (UTF-8 bytes are tokens 0..255) or a tokenizer.json file"
+    )
+    eos_token: int = Field(256, ge=0, description="ends a sequence; never part of the text")
+    bos_token: int | None = Field(None, ge=0, description="fed before every prompt")
+    max_tokens: int = Field(128, gt=0, description="a request's output length when it sets none")
+    max_tokens_limit: int = Field(1024, gt=0, description="the most a request may ask for")
+    max_prompt_tokens: int = Field(2048, gt=0)
+    batching: Literal["continuous", "request"] = Field(
+        "continuous",
+        description="continuous: sequences join and leave at every step; request: a batch "
+        "runs until all its members finish (for comparison)",
+    )
+    tensors: StepTensorNames = Field(default_factory=StepTensorNames)
+
+
+class EmbedConfig(_Strict):
+    """A text-embedding model (task: embed): texts in, one vector per text out."""
+
+    tokenizer: str = Field("tokenizer.json", description="tokenizers' JSON beside model.yaml")
+    max_tokens: int = Field(256, gt=0, description="longer texts are truncated")
+    max_texts: int = Field(256, gt=0, description="texts in one request")
+    ids_input: str = "input_ids"
+    mask_input: str | None = "attention_mask"
+    output: str | None = Field(None, description="the embedding output; the model's first if unset")
+
+
 class ModelConfig(_Strict):
     """A whole model.yaml."""
 
     name: str | None = None
     backend: Literal["onnx", "torch"] = "onnx"
+    task: Literal["classify", "generate", "embed"] = Field(
+        "classify", description="what the model does, so which routes and scheduler serve it"
+    )
+    generate: GenerateConfig | None = None
+    embed: EmbedConfig | None = None
     artifact: str | None = Field(None, description="file inside the version folder")
     inputs: list[TensorConfig] = Field(default_factory=list)
     outputs: list[TensorConfig] = Field(default_factory=list)
@@ -113,6 +191,18 @@ class ModelConfig(_Strict):
     )
     warmup: bool = True
     torch: TorchConfig = Field(default_factory=TorchConfig)
+
+    @model_validator(mode="after")
+    def _task_section(self) -> ModelConfig:
+        """The task's section takes its defaults when absent; another task's is refused."""
+        if self.task == "generate" and self.generate is None:
+            self.generate = GenerateConfig()
+        if self.task == "embed" and self.embed is None:
+            self.embed = EmbedConfig()
+        for section in ("generate", "embed"):
+            if getattr(self, section) is not None and self.task != section:
+                raise ValueError(f"section {section!r} needs task: {section}")
+        return self
 
     def artifact_name(self) -> str:
         if self.artifact:

@@ -8,6 +8,7 @@ decode at 1/2, 1/4 or 1/8 scale when the image is much larger than the input.
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from dataclasses import dataclass
 
@@ -18,6 +19,8 @@ from batchserve.config import ImagePreprocessing
 from batchserve.errors import ImageTooLarge, InvalidInput, UnsupportedMediaType
 
 IMAGE_MEDIA_TYPES = {"image/jpeg", "image/png", "image/webp"}
+# What Pillow raises on malformed or truncated data, header or body: all the client's fault.
+_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, KeyError, struct.error)
 _FORMATS = {"JPEG", "PNG", "WEBP"}
 
 
@@ -49,14 +52,17 @@ class ImageCodec:
                 max(1, int(image.size[1] * height / crop_h)),
             )
             original = image.size
-            image.draft("RGB", need)
+            try:
+                image.draft("RGB", need)
+            except _DECODE_ERRORS as exc:
+                raise InvalidInput(f"image could not be decoded: {exc}") from exc
             if image.size != original:
                 sx, sy = image.size[0] / original[0], image.size[1] / original[1]
                 box = (box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy)
         try:
             image = image.convert("RGB")
             image = image.resize((width, height), Image.Resampling.BILINEAR, box=box)
-        except (OSError, ValueError, SyntaxError) as exc:
+        except _DECODE_ERRORS as exc:
             raise InvalidInput(f"image could not be decoded: {exc}") from exc
         return self._normalise(np.asarray(image))
 
@@ -94,6 +100,8 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
         raise InvalidInput("the body is not a decodable JPEG, PNG or WebP image") from exc
     except Image.DecompressionBombError as exc:
         raise ImageTooLarge(f"image refused: {exc}") from exc
+    except _DECODE_ERRORS as exc:
+        raise InvalidInput(f"the body is not a decodable JPEG, PNG or WebP image: {exc}") from exc
     if image.format not in _FORMATS:
         raise UnsupportedMediaType(
             f"image format {image.format} is not supported; send JPEG, PNG or WebP"

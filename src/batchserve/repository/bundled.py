@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
-#: The shipped demo models, then the benchmark model that `make` builds at set-up.
-BUNDLED = (PROJECT_ROOT / "models", PROJECT_ROOT / "models-bench")
+#: The shipped demo models, then the models that `make` builds at set-up.
+BUNDLED = (PROJECT_ROOT / "models", PROJECT_ROOT / "models-bench", PROJECT_ROOT / "models-text")
 SAMPLES = PROJECT_ROOT / "samples"
 
 

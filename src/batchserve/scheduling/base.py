@@ -27,6 +27,9 @@ class SchedulerStats:
     queued: int
     busy_workers: int
     workers: int
+    #: Continuous batching only: sequences in the running batch, and its bound.
+    sequences: int | None = None
+    max_sequences: int | None = None
 
 
 class Scheduler(ABC):

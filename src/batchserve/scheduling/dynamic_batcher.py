@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from batchserve.runtimes.base import ModelInstance
+from batchserve.scheduling.batching import Padding
 from batchserve.scheduling.workers import BatchObserver, WorkerScheduler
 
 
@@ -16,7 +17,9 @@ class DynamicBatcher(WorkerScheduler):
     lets a user trade latency for throughput by waiting for a fuller batch.
     If a batch fails, its requests are retried one by one so that only the
     bad input fails. `instances` may repeat one concurrency-safe instance to
-    run several batches on it at once.
+    run several batches on it at once. With `padding`, requests whose shapes differ
+    only in the model's dynamic dimensions share a batch (grouped by bucketed
+    length, padded to the longest) instead of waiting for their own shape.
     """
 
     def __init__(
@@ -28,6 +31,7 @@ class DynamicBatcher(WorkerScheduler):
         max_queue: int = 256,
         name: str = "model",
         on_batch: BatchObserver | None = None,
+        padding: Padding | None = None,
     ) -> None:
         super().__init__(
             instances,
@@ -36,4 +40,5 @@ class DynamicBatcher(WorkerScheduler):
             max_queue=max_queue,
             name=name,
             on_batch=on_batch,
+            padding=padding,
         )

@@ -7,10 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from batchserve.config import SchedulerConfig
+from batchserve.config import GenerateConfig, PaddingConfig, SchedulerConfig
 from batchserve.errors import ConfigError
 from batchserve.runtimes.base import ModelInstance, TensorSpec
+from batchserve.runtimes.step_model import StepModel
 from batchserve.scheduling.base import Scheduler
+from batchserve.scheduling.batching import Padding
+from batchserve.scheduling.continuous_batcher import ContinuousBatcher
 from batchserve.scheduling.dynamic_batcher import DynamicBatcher
 from batchserve.scheduling.layout import (
     BATCH_CANDIDATES,
@@ -29,7 +32,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class BuiltScheduler:
     scheduler: Scheduler
-    kind: str  # "shared" | "pool" | "batch"
+    kind: str  # "shared" | "pool" | "batch" | "continuous"
     layout: Layout
     profile: LayoutChoice | None
 
@@ -108,6 +111,7 @@ def build_scheduler(
             instances,
             max_batch_size=layout.max_batch_size,
             max_delay_s=config.max_delay_ms / 1000.0,
+            padding=padding_for(config.pad, specs),
             **common,  # type: ignore[arg-type]
         )
     elif kind == "shared":
@@ -124,3 +128,64 @@ def build_scheduler(
         " (cached profile)" if choice.from_cache else "",
     )
     return BuiltScheduler(scheduler, kind, layout, choice if choice.measured else None)
+
+
+def padding_for(config: PaddingConfig | None, specs: tuple[TensorSpec, ...]) -> Padding | None:
+    """The padding `config` asks for, on the dynamic non-batch axes of the model's inputs."""
+    if config is None:
+        return None
+    axes = {
+        spec.name: tuple(i for i, d in enumerate(spec.shape) if i > 0 and d < 0) for spec in specs
+    }
+    if not any(axes.values()):
+        log.warning("scheduler.pad is set but no input has a dynamic non-batch dimension")
+        return None
+    return Padding(
+        axes={name: a for name, a in axes.items() if a},
+        bucket=config.bucket,
+        value=config.value,
+        values=dict(config.values),
+        unpad_outputs=tuple(config.unpad_outputs),
+    )
+
+
+#: A step of a small model is too short to split across threads; one thread per
+#: call leaves the other cores to HTTP, tokenizing and sampling.
+GENERATE_THREADS = 1
+GENERATE_BATCH = 32
+
+
+def build_continuous_batcher(
+    config: SchedulerConfig,
+    generate: GenerateConfig,
+    *,
+    make_instance: Callable[[int], ModelInstance],
+    name: str,
+    on_batch: BatchObserver | None = None,
+) -> BuiltScheduler:
+    """A `ContinuousBatcher` over one step-model instance, for `task: generate`."""
+    if config.kind != "auto":
+        raise ConfigError(
+            f"{name}: task 'generate' is served by the continuous batcher; "
+            f"leave scheduler.kind as auto, not {config.kind!r}"
+        )
+    threads = config.threads if isinstance(config.threads, int) else GENERATE_THREADS
+    batch = config.max_batch_size if isinstance(config.max_batch_size, int) else GENERATE_BATCH
+    model = StepModel(
+        make_instance(threads),
+        eos_token=generate.eos_token,
+        bos_token=generate.bos_token,
+        names=generate.tensors,
+    )
+    batcher = ContinuousBatcher(
+        model,
+        max_batch_size=batch,
+        max_queue=config.max_queue,
+        max_prompt_tokens=generate.max_prompt_tokens,
+        default_max_tokens=generate.max_tokens,
+        policy=generate.batching,
+        name=name,
+        on_step=on_batch,
+    )
+    log.info("%s: continuous batcher (%s), up to %d sequences", name, generate.batching, batch)
+    return BuiltScheduler(batcher, "continuous", Layout(1, threads, batch), None)

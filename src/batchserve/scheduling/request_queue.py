@@ -13,10 +13,13 @@ import numpy as np
 
 from batchserve.errors import DeadlineExceeded, QueueFull, SchedulerStopped
 from batchserve.scheduling.base import InferenceResult
+from batchserve.scheduling.batching import Padding
 
 
-def batch_key(inputs: Mapping[str, np.ndarray]) -> Hashable:
-    """Requests with equal keys can be stacked on the first dimension."""
+def batch_key(inputs: Mapping[str, np.ndarray], padding: Padding | None = None) -> Hashable:
+    """Requests with equal keys can be stacked on the first dimension (after padding)."""
+    if padding is not None:
+        return padding.key(inputs)
     return tuple((name, a.dtype.str, a.shape[1:]) for name, a in inputs.items())
 
 
@@ -65,8 +68,14 @@ class RequestQueue:
             self._items.append(request)
             self._cond.notify()
 
-    def take(self, max_rows: int, max_delay_s: float = 0.0) -> list[QueuedRequest] | None:
-        """The next batch (at least one request), or None once closed and empty."""
+    def take(
+        self, max_rows: int, max_delay_s: float = 0.0, *, block: bool = True
+    ) -> list[QueuedRequest] | None:
+        """The next batch (at least one request), or None once closed and empty.
+
+        With `block=False` it returns [] at once when nothing is waiting (a scheduler
+        with work in hand only looks for more).
+        """
         with self._cond:
             while True:
                 head = self._pop_runnable()
@@ -74,6 +83,8 @@ class RequestQueue:
                     break
                 if self._closed:
                     return None
+                if not block:
+                    return []
                 self._cond.wait()
             batch = [head]
             rows = head.rows

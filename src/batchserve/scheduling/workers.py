@@ -19,7 +19,7 @@ import numpy as np
 from batchserve.errors import BatchserveError, InferenceError, InvalidInput, SchedulerStopped
 from batchserve.runtimes.base import ModelInstance
 from batchserve.scheduling.base import InferenceResult, Scheduler, SchedulerStats
-from batchserve.scheduling.batching import split, stack
+from batchserve.scheduling.batching import Padding, split, stack
 from batchserve.scheduling.request_queue import QueuedRequest, RequestQueue, batch_key
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,7 @@ class WorkerScheduler(Scheduler):
         max_queue: int = 256,
         name: str = "model",
         on_batch: BatchObserver | None = None,
+        padding: Padding | None = None,
     ) -> None:
         if not instances:
             raise ValueError("a scheduler needs at least one instance")
@@ -53,6 +54,7 @@ class WorkerScheduler(Scheduler):
         self.name = name
         self._queue = RequestQueue(max_queue)
         self._on_batch = on_batch
+        self._padding = padding
         self._threads: list[threading.Thread] = []
         self._busy = 0
         self._busy_lock = threading.Lock()
@@ -66,7 +68,8 @@ class WorkerScheduler(Scheduler):
         if not inputs:
             raise InvalidInput("a request needs at least one input tensor")
         rows = _rows(inputs)
-        request = QueuedRequest(inputs=inputs, rows=rows, key=batch_key(inputs), deadline=deadline)
+        key = batch_key(inputs, self._padding)
+        request = QueuedRequest(inputs=inputs, rows=rows, key=key, deadline=deadline)
         self._queue.put(request)
         return request.future
 
@@ -123,8 +126,12 @@ class WorkerScheduler(Scheduler):
     def _run_batch(self, instance: ModelInstance, batch: list[QueuedRequest]) -> None:
         started = time.monotonic()
         try:
-            outputs = instance.run(stack([r.inputs for r in batch]))
+            outputs = instance.run(stack([r.inputs for r in batch], self._padding))
             pieces = split(outputs, [r.rows for r in batch])
+            if self._padding is not None:
+                pieces = [
+                    self._padding.unpad(p, r.inputs) for p, r in zip(pieces, batch, strict=True)
+                ]
         except Exception as exc:
             if len(batch) == 1:
                 batch[0].future.set_exception(_as_domain_error(exc))

@@ -16,13 +16,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 import batchserve
-from batchserve.repository.local_store import LocalStore
 from batchserve.repository.manager import ModelManager
+from batchserve.repository.store import open_store
 from batchserve.scheduling.layout import cpu_count
 from batchserve.server.errors import EXCEPTION_HANDLERS, error_response
 from batchserve.server.metrics import ServerMetrics
 from batchserve.server.middleware import RequestContextMiddleware
-from batchserve.server.routes import predict, v2
+from batchserve.server.routes import predict, repository, text, v2
 from batchserve.server.settings import ServerSettings
 
 log = logging.getLogger("batchserve.server")
@@ -33,11 +33,17 @@ def create_app(settings: ServerSettings, manager: ModelManager | None = None) ->
     once, readiness only when loading is done."""
     metrics = ServerMetrics()
     manager = manager or ModelManager(
-        [LocalStore(p) for p in settings.repositories],
+        [
+            open_store(r, cache_dir=settings.cache_dir, endpoint_url=settings.s3_endpoint_url)
+            for r in settings.repositories
+        ],
         on_batch=metrics.observe_batch,
         profile_budget_s=settings.profile_budget_s,
+        memory_budget_bytes=settings.memory_budget_bytes,
+        drain_timeout_s=settings.drain_timeout_s,
     )
     metrics.watch_models(manager.loaded)
+    metrics.watch_repository(manager.stats)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -57,6 +63,8 @@ def create_app(settings: ServerSettings, manager: ModelManager | None = None) ->
         except Exception:
             log.exception("loading the repository failed")
         finally:
+            if settings.poll_interval_s is not None:
+                manager.start_polling(settings.poll_interval_s)
             app.state.ready.set()
             states = manager.index()
             log.info(
@@ -80,6 +88,8 @@ def create_app(settings: ServerSettings, manager: ModelManager | None = None) ->
     app.state.fetch_limits, app.state.fetch_policy = predict.fetch_settings(settings)
     app.include_router(v2.router)
     app.include_router(predict.router)
+    app.include_router(repository.router)
+    app.include_router(text.router)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import uvicorn
 
+from batchserve.errors import ConfigError
+from batchserve.repository.budget import parse_size
 from batchserve.repository.bundled import bundled_repositories
 from batchserve.server.app import create_app
 from batchserve.server.settings import ServerSettings
@@ -26,8 +28,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--repository",
         action="append",
+        help="model repository: a folder or s3://bucket/prefix (repeatable); "
+        "default: the bundled demo models",
+    )
+    parser.add_argument(
+        "--poll-interval",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="watch the repositories: load new versions and swap them in without dropping "
+        "requests (default: no polling; POST /v2/repository/models/NAME/load reloads)",
+    )
+    parser.add_argument(
+        "--memory-budget",
+        type=_size,
+        default=None,
+        metavar="SIZE",
+        help="e.g. 400MB, 2GB, 1.5GiB: models load on their first request and the least "
+        "recently used are unloaded to stay within it (default: load every model at start)",
+    )
+    parser.add_argument(
+        "--cache-dir",
         type=Path,
-        help="model repository folder (repeatable); default: the bundled demo models",
+        default=None,
+        help="where s3:// versions are cached (default: $BATCHSERVE_CACHE_DIR/models or "
+        "~/.cache/batchserve/models)",
+    )
+    parser.add_argument(
+        "--s3-endpoint-url",
+        default=None,
+        help="an S3-compatible endpoint (MinIO, Ceph...); default: $AWS_ENDPOINT_URL or AWS",
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")
@@ -49,9 +79,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url-allow-loopback", action="store_true", help="local use")
 
 
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def settings_from_args(args: argparse.Namespace) -> ServerSettings:
     return ServerSettings(
-        repositories=tuple(args.repository or bundled_repositories()),
+        repositories=tuple(str(r) for r in args.repository or bundled_repositories()),
         host=args.host,
         port=args.port,
         auth_token=args.auth_token or None,
@@ -66,6 +103,10 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         url_allow_networks=tuple(args.url_allow_network),
         url_allow_private=args.url_allow_private,
         url_allow_loopback=args.url_allow_loopback,
+        memory_budget_bytes=args.memory_budget,
+        poll_interval_s=args.poll_interval,
+        cache_dir=args.cache_dir,
+        s3_endpoint_url=args.s3_endpoint_url,
     )
 
 

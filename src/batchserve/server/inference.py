@@ -34,13 +34,25 @@ def metrics(request: Request) -> ServerMetrics:
     return request.app.state.metrics
 
 
-def find_model(request: Request, name: str, version: str | None) -> LoadedModel:
+async def find_model(request: Request, name: str, version: str | None) -> LoadedModel:
+    """The version that serves this request. With a memory budget it may have to be
+    loaded first: the load runs on the manager's loader thread and this request waits
+    for it without holding a thread, within the request timeout."""
     number: int | None = None
     if version is not None:
         if not version.isdigit():
             raise ModelNotFound(f"version {version!r} of model {name!r}: versions are numbers")
         number = int(version)
-    return manager(request).get(name, number)
+    future = manager(request).acquire(name, number)
+    if not future.done():
+        timeout = settings(request).request_timeout_s
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(future), timeout)
+        except TimeoutError:
+            raise DeadlineExceeded(
+                f"model {name!r} was still loading after the request timeout of {timeout:g} s"
+            ) from None
+    return future.result()
 
 
 async def off_loop(request: Request, fn: Callable[..., T], *args: object) -> T:

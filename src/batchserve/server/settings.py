@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class ServerSettings(BaseModel):
@@ -12,7 +12,8 @@ class ServerSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    repositories: tuple[Path, ...] = ()
+    #: Folders or s3://bucket/prefix URLs, as given (a Path would fold the '//' of a URL).
+    repositories: tuple[str, ...] = ()
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     auth_token: str | None = None
@@ -31,3 +32,15 @@ class ServerSettings(BaseModel):
     url_allow_loopback: bool = False
     url_max_bytes: int = Field(10 * 1024 * 1024, gt=0)
     url_timeout_s: float = Field(10.0, gt=0)
+    # The model repository (see repository/).
+    memory_budget_bytes: int | None = Field(None, gt=0, description="None: load every model")
+    poll_interval_s: float | None = Field(None, gt=0, description="None: no polling")
+    cache_dir: Path | None = Field(None, description="where s3:// versions are cached")
+    s3_endpoint_url: str | None = None
+
+    @field_validator("repositories", mode="before")
+    @classmethod
+    def _as_text(cls, value: object) -> object:
+        if isinstance(value, list | tuple):
+            return tuple(str(v) for v in value)
+        return value

@@ -64,7 +64,7 @@ async def predict_version(request: Request, name: str, version: str) -> JSONResp
 
 async def _predict(request: Request, name: str, version: str | None) -> JSONResponse:
     started = time.perf_counter()
-    model = find_model(request, name, version)
+    model = await find_model(request, name, version)
     if model.image_codec is None:
         raise HTTPError(
             400,

@@ -15,6 +15,7 @@ from batchserve.repository.loaded_model import LoadedModel
 from batchserve.server.body import read_body
 from batchserve.server.errors import HTTPError, error_response
 from batchserve.server.inference import find_model, infer, manager, off_loop, settings
+from batchserve.server.routes import text
 
 router = APIRouter(tags=["v2"])
 
@@ -33,37 +34,37 @@ async def live() -> JSONResponse:
 
 @router.get("/v2/health/ready")
 async def ready(request: Request) -> JSONResponse:
-    if request.app.state.ready.is_set() and manager(request).loaded():
+    if request.app.state.ready.is_set() and manager(request).is_ready():
         return JSONResponse({"ready": True})
     return error_response(503, "models are still loading")
 
 
 @router.get("/v2/models/{name}")
 async def model_meta(request: Request, name: str) -> JSONResponse:
-    return _metadata(request, find_model(request, name, None), all_versions=True)
+    return _metadata(request, await find_model(request, name, None), all_versions=True)
 
 
 @router.get("/v2/models/{name}/versions/{version}")
 async def model_version_meta(request: Request, name: str, version: str) -> JSONResponse:
-    return _metadata(request, find_model(request, name, version), all_versions=False)
+    return _metadata(request, await find_model(request, name, version), all_versions=False)
 
 
 @router.get("/v2/models/{name}/ready")
 async def model_ready(request: Request, name: str) -> JSONResponse:
-    model = find_model(request, name, None)
+    model = await find_model(request, name, None)
     return JSONResponse({"name": model.name, "ready": True})
 
 
 @router.get("/v2/models/{name}/versions/{version}/ready")
 async def model_version_ready(request: Request, name: str, version: str) -> JSONResponse:
-    model = find_model(request, name, version)
+    model = await find_model(request, name, version)
     return JSONResponse({"name": model.name, "version": str(model.version), "ready": True})
 
 
 @router.get("/v2/models/{name}/config")
 async def model_config(request: Request, name: str) -> JSONResponse:
     """The model's model.yaml as the server understood it (Triton's config endpoint)."""
-    model = find_model(request, name, None)
+    model = await find_model(request, name, None)
     body = model.config.model_dump(mode="json")
     body["name"] = model.name
     body["max_batch_size"] = model.built.layout.max_batch_size
@@ -72,12 +73,12 @@ async def model_config(request: Request, name: str) -> JSONResponse:
 
 @router.post("/v2/models/{name}/infer")
 async def infer_latest(request: Request, name: str) -> Response:
-    return await _infer(request, find_model(request, name, None))
+    return await _infer(request, await find_model(request, name, None))
 
 
 @router.post("/v2/models/{name}/versions/{version}/infer")
 async def infer_version(request: Request, name: str, version: str) -> Response:
-    return await _infer(request, find_model(request, name, version))
+    return await _infer(request, await find_model(request, name, version))
 
 
 def _metadata(request: Request, model: LoadedModel, *, all_versions: bool) -> JSONResponse:
@@ -96,7 +97,10 @@ async def _infer(request: Request, model: LoadedModel) -> Response:
         request,
         lambda: decode_infer_request(body, header_length, model.inputs, output_specs=model.outputs),
     )
-    result = await infer(request, model, decoded.inputs)
+    if model.text_codec is not None:  # a text model: text tensors in and out
+        outputs = await text.infer_text(request, model, decoded)
+    else:
+        outputs = (await infer(request, model, decoded.inputs)).outputs
     labels = {spec.name: model.labels for spec in model.outputs} if model.labels else None
     payload, json_length = await off_loop(
         request,
@@ -104,7 +108,7 @@ async def _infer(request: Request, model: LoadedModel) -> Response:
             model.name,
             model.version,
             decoded.id,
-            result.outputs,
+            outputs,
             decoded.outputs,
             decoded.binary_data_output,
             labels=labels,

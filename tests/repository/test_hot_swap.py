@@ -1,0 +1,115 @@
+"""A new version appears while 32 clients keep the server busy: nothing fails, and the
+answers switch from the old version's to the new one's."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+
+import httpx
+import numpy as np
+
+from tests.live_server import LiveServer
+from tests.repository.builders import (
+    add_version,
+    answer,
+    expected,
+    index,
+    infer_body,
+    state,
+    wait_for,
+    which_seed,
+)
+
+CLIENTS = 32
+
+
+class Load:
+    """`CLIENTS` threads posting one inference after another until stopped."""
+
+    def __init__(self, url: str) -> None:
+        self.url = f"{url}/v2/models/m/infer"
+        self.failures: list[str] = []
+        self.answers: list[list[tuple[float, int]]] = [[] for _ in range(CLIENTS)]
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._client, args=(i,), daemon=True) for i in range(CLIENTS)
+        ]
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(60)
+
+    def _client(self, i: int) -> None:
+        body = infer_body()
+        with httpx.Client(timeout=30) as client:
+            while not self._stop.is_set():
+                try:
+                    response = client.post(self.url, json=body)
+                    if response.status_code != 200:
+                        self.failures.append(f"{response.status_code} {response.text}")
+                        continue
+                    self.answers[i].append((time.monotonic(), which_seed(answer(response), [1, 2])))
+                except Exception as exc:  # a transport error is a failed request too
+                    self.failures.append(repr(exc))
+
+    def seeds_since(self, moment: float) -> list[int]:
+        return [seed for answers in self.answers for t, seed in answers if t >= moment]
+
+
+def test_a_new_version_swaps_in_under_load_without_a_failed_request(tmp_path):
+    repo = tmp_path / "repo"
+    add_version(repo, "m", 1)
+    add_version(tmp_path / "staging", "m", 2)
+    with LiveServer([repo], "--poll-interval", "0.5") as server, Load(server.url) as load:
+        time.sleep(1.0)
+        copied_at = time.monotonic()
+        shutil.copytree(tmp_path / "staging" / "m" / "2", repo / "m" / "2")
+        wait_for(lambda: state(server.url, "m", 2) == "READY", 30, "version 2 to serve")
+        ready_at = time.monotonic()
+        time.sleep(1.5)
+        wait_for(lambda: state(server.url, "m", 1) == "UNAVAILABLE", 30, "v1 to drain")
+        old_reason = index(server.url)[("m", "1")]["reason"]
+
+    assert load.failures == []
+    total = sum(len(a) for a in load.answers)
+    assert total > 200, f"only {total} requests ran: the load was too light to test anything"
+    # v1 kept serving while v2 was being loaded, and only v2 serves once it is ready.
+    assert 1 in load.seeds_since(copied_at)
+    assert set(load.seeds_since(ready_at + 0.5)) == {2}
+    for answers in load.answers:  # each client: v1's answers, then v2's, never back
+        seeds = [seed for _, seed in answers]
+        assert seeds == sorted(seeds), seeds
+    assert "version 2 serves in its place" in old_reason
+
+
+def test_a_broken_new_version_leaves_the_old_one_serving(tmp_path):
+    repo = tmp_path / "repo"
+    add_version(repo, "m", 1)
+    with LiveServer([repo], "--poll-interval", "0.3") as server:
+        url = f"{server.url}/v2/models/m/infer"
+        (repo / "m" / "2").mkdir()
+        (repo / "m" / "2" / "model.onnx").write_bytes(b"\x08\x07corrupt, not a model")
+        wait_for(lambda: state(server.url, "m", 2) == "UNAVAILABLE", 30, "v2 to fail")
+
+        entry = index(server.url)[("m", "2")]
+        assert "model.onnx" in entry["reason"]
+        assert state(server.url, "m", 1) == "READY"
+        for _ in range(5):
+            np.testing.assert_allclose(answer(httpx.post(url, json=infer_body())), expected(1))
+        metrics = httpx.get(f"{server.url}/metrics").text
+        assert 'batchserve_model_loads_total{model="m",outcome="failed"} 1.0' in metrics
+        assert 'batchserve_model_state{model="m",state="UNAVAILABLE",version="2"} 1.0' in metrics
+
+        add_version(repo, "m", 2)  # the fixed files replace the broken ones
+        wait_for(lambda: state(server.url, "m", 2) == "READY", 30, "the fixed v2")
+        np.testing.assert_allclose(
+            answer(httpx.post(url, json=infer_body())), expected(2), rtol=1e-5
+        )

@@ -1,7 +1,7 @@
 """Servers the bench tests load: the demo models, and a deliberately slow model.
 
-The slow model (chained 2048x2048 MatMuls, about 15-20 ms a call on one thread) is
-served by one single-threaded instance, so the server's capacity is known and small:
+The slow model (`onnx_builders.slow_model` with its defaults: tens of ms a call on one
+thread) is served by one single-threaded instance, so the server's capacity is known and small:
 `slow` with a queue of one (overload answers 503), `slowq` with a deep queue
 (overload waits in the queue, which the open loop must see).
 """
@@ -20,8 +20,8 @@ from batchserve.codecs.v2 import HEADER_LENGTH_HEADER
 from tests import onnx_builders
 from tests.live_server import LiveServer
 
-SLOW_SIZE = 2048
-SLOW_REPEATS = 64
+#: The slow model's input width (the builder's default).
+SLOW_SIZE = 768
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -37,7 +37,7 @@ def _layout_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 def slow_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("benchrepo")
     for name, queue in (("slow", 1), ("slowq", 2000)):
-        onnx_builders.slow_model(root / name / "1" / "model.onnx", SLOW_SIZE, SLOW_REPEATS)
+        onnx_builders.slow_model(root / name / "1" / "model.onnx", SLOW_SIZE)
         (root / name / "model.yaml").write_text(
             "backend: onnx\n"
             "scheduler: {kind: pool, instances: 1, threads: 1, max_batch_size: 1, "

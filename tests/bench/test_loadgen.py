@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 from batchserve.bench.loadgen import arrival_offsets, closed_loop, event_loop, open_loop
+from batchserve.bench.stats import StepResult
 from batchserve.bench.targets import Endpoint, Target, encode_request
 from tests.bench.conftest import slow_target
 
@@ -91,6 +93,30 @@ def test_open_loop_latency_includes_the_queue_of_a_slowed_server(slow_server):
     assert over.throughput < 2 * capacity
 
 
+def test_a_late_send_counts_from_the_intended_time(slow_server):
+    """A stall on the sending side (here the generator's own loop, blocked for 0.6 s) makes
+    requests go out late; their latency still starts when they were meant to go."""
+
+    async def stalled() -> StepResult:
+        asyncio.get_running_loop().call_later(0.5, time.sleep, 0.6)
+        return await open_loop(
+            slow_target(slow_server, "slowq"),
+            rate=10.0,
+            duration=1.5,
+            warmup=0.0,
+            timeout=10,
+            arrival="uniform",
+        )
+
+    with event_loop() as run:
+        result = run(stalled())
+    assert result.error_total == 0
+    assert result.send_lag_p99_ms is not None and result.send_lag_p99_ms > 300
+    # Measured from the actual send, the late requests would look as fast as the others.
+    assert result.latency_ms.max > 400
+    assert result.latency_ms.max >= result.send_lag_p99_ms
+
+
 def test_open_loop_below_capacity_sees_the_service_time(slow_server):
     target = slow_target(slow_server, "slowq")
     with event_loop() as run:
@@ -107,11 +133,12 @@ def test_timeouts_are_counted_and_bounded(slow_server):
             closed_loop(
                 slow_target(slow_server, "slowq"),
                 clients=1,
-                duration=0.5,
-                warmup=0.1,
-                timeout=0.002,
+                duration=0.2,
+                warmup=0.05,
+                timeout=0.003,
             )
         )
+    # Short: the server still runs what the client gave up on, and later tests wait for it.
     assert result.errors.get("timeout", 0) > 0, result.errors
     assert time.perf_counter() - started < 5
 

@@ -549,7 +549,7 @@ def write_chart(
         ax.set_xticks(list(levels), [str(c) for c in levels])
         ax.set_xlabel("concurrent clients")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize="small")
+        ax.legend(fontsize="x-small", loc="best", framealpha=0.6)
     names = [o.config.server.split(" (")[0] for o in chosen]
     rss = [(o.rss_peak or 0) / 1e6 for o in chosen]
     colours = ["tab:blue" if n == "batchserve" else "tab:gray" for n in names]

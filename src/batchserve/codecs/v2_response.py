@@ -167,7 +167,7 @@ def classify(tensor: np.ndarray, k: int, labels: Sequence[str] | None = None) ->
 
 def tensor_metadata(spec: TensorSpec) -> dict[str, Any]:
     """One input or output as the v2 metadata endpoints describe it."""
-    return {"name": spec.name, "datatype": spec.datatype, "shape": list(spec.shape)}
+    return spec.metadata()
 
 
 def model_metadata(

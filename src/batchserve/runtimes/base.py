@@ -29,6 +29,10 @@ class TensorSpec:
     def datatype(self) -> str:
         return v2_datatype(self.dtype)
 
+    def metadata(self) -> dict[str, object]:
+        """As the v2 protocol's metadata describes a tensor."""
+        return {"name": self.name, "datatype": self.datatype, "shape": list(self.shape)}
+
     @property
     def batched(self) -> bool:
         """Whether the first dimension is dynamic, so requests can be stacked on it."""
@@ -74,13 +78,9 @@ class ModelInstance(ABC):
 
     def describe(self) -> dict[str, list[dict[str, object]]]:
         """Inputs and outputs as plain data (v2 metadata shape)."""
-
-        def spec(t: TensorSpec) -> dict[str, object]:
-            return {"name": t.name, "datatype": t.datatype, "shape": list(t.shape)}
-
         return {
-            "inputs": [spec(t) for t in self.inputs],
-            "outputs": [spec(t) for t in self.outputs],
+            "inputs": [t.metadata() for t in self.inputs],
+            "outputs": [t.metadata() for t in self.outputs],
         }
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from batchserve.runtimes.base import ModelInstance, TensorSpec
+from batchserve.runtimes.synthetic import random_inputs
 
 log = logging.getLogger(__name__)
 
@@ -56,21 +57,18 @@ def cpu_count() -> int:
 
 def sample_inputs(specs: Sequence[TensorSpec], rows: int) -> dict[str, np.ndarray] | None:
     """Synthetic inputs of `rows` rows, or None when a non-batch dimension is unknown."""
-    rng = np.random.default_rng(0)
-    out: dict[str, np.ndarray] = {}
+    shapes = {}
     for spec in specs:
         dims = list(spec.shape)
         if dims and dims[0] == -1:
             dims[0] = rows
         if any(d < 0 for d in dims):
             return None
-        if spec.dtype.kind == "f":
-            out[spec.name] = rng.standard_normal(dims).astype(spec.dtype)
-        elif spec.dtype.kind in "iu":
-            out[spec.name] = np.zeros(dims, dtype=spec.dtype)
-        else:
-            return None
-    return out
+        shapes[spec.name] = tuple(dims)
+    try:
+        return random_inputs(specs, shapes)
+    except ValueError:
+        return None
 
 
 def measure(

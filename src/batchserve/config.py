@@ -90,6 +90,10 @@ class SchedulerConfig(_Strict):
     max_delay_ms: float = Field(0.0, ge=0, description="0: work-conserving, never waits on a timer")
     max_queue: int = Field(256, gt=0)
     max_in_flight: int | None = Field(None, description="shared kind: concurrent calls bound")
+    wide_when_idle: bool = Field(
+        True,
+        description="with several narrow workers, run a lone request on an all-cores instance",
+    )
     pad: PaddingConfig | None = Field(
         None, description="pad dynamic dims so different shapes share a batch; true: defaults"
     )

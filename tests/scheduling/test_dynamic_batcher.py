@@ -13,7 +13,9 @@ from batchserve.errors import (
     QueueFull,
     SchedulerStopped,
 )
+from batchserve.runtimes import RuntimeOptions, load_instance
 from batchserve.scheduling import DynamicBatcher
+from tests import onnx_builders
 from tests.scheduling.instances import ObservedInstance
 
 
@@ -220,3 +222,29 @@ def test_inputs_disagreeing_on_batch_size_are_refused(linear):
     batcher = DynamicBatcher([linear], max_batch_size=4)
     with pytest.raises(InvalidInput):
         batcher.submit({"x": np.zeros((2, 4), np.float32), "z": np.zeros((3, 4), np.float32)})
+
+
+def test_a_lone_request_runs_on_the_wide_instance_and_load_on_the_narrow_ones(linear, tmp_path):
+    path = onnx_builders.linear_model(tmp_path / "w.onnx")
+    narrow = ObservedInstance(linear)
+    wide = ObservedInstance(load_instance("onnx", path, RuntimeOptions(intra_op_threads=2)))
+    batcher = DynamicBatcher([narrow, narrow], max_batch_size=4, wide_instance=wide)
+    batcher.start()
+    try:
+        batcher.submit({"x": np.ones((1, 4), np.float32)}).result(timeout=5)
+        assert (wide.calls, narrow.calls) == ([1], [])
+        wide.gate.clear()
+        wide.entered.clear()
+        held = batcher.submit({"x": np.ones((1, 4), np.float32)})
+        assert wide.entered.wait(5)
+        # another worker is busy now: the next request runs narrow, beside it
+        beside = batcher.submit({"x": np.full((1, 4), 2, np.float32)}).result(timeout=5)
+        assert narrow.calls == [1]
+        expected = onnx_builders.linear_reference(np.full((1, 4), 2, np.float32))
+        np.testing.assert_allclose(beside.outputs["y"], expected, rtol=1e-5)
+        wide.gate.set()
+        held.result(timeout=5)
+    finally:
+        wide.gate.set()
+        batcher.stop()
+    assert wide.max_active == 1

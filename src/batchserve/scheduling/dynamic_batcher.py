@@ -31,6 +31,7 @@ class DynamicBatcher(WorkerScheduler):
         max_queue: int = 256,
         name: str = "model",
         on_batch: BatchObserver | None = None,
+        wide_instance: ModelInstance | None = None,
         padding: Padding | None = None,
     ) -> None:
         super().__init__(
@@ -40,5 +41,6 @@ class DynamicBatcher(WorkerScheduler):
             max_queue=max_queue,
             name=name,
             on_batch=on_batch,
+            wide_instance=wide_instance,
             padding=padding,
         )

@@ -104,8 +104,23 @@ def build_scheduler(
     else:
         instances = [make_instance(layout.threads) for _ in range(layout.workers)]
 
+    wide = None
+    if (
+        config.wide_when_idle
+        and threads_per_instance
+        and layout.workers > 1
+        and layout.threads < cores
+    ):
+        # A lone request runs on all the cores; a busy server keeps one narrow call per core.
+        wide = make_instance(cores)
+
     scheduler: Scheduler
-    common = {"max_queue": config.max_queue, "name": name, "on_batch": on_batch}
+    common = {
+        "max_queue": config.max_queue,
+        "name": name,
+        "on_batch": on_batch,
+        "wide_instance": wide,
+    }
     if kind == "batch":
         scheduler = DynamicBatcher(
             instances,
@@ -119,12 +134,13 @@ def build_scheduler(
     else:
         scheduler = InstancePool(instances, **common)  # type: ignore[arg-type]
     log.info(
-        "%s: %s scheduler, %d worker(s) x %d thread(s), max batch %d%s",
+        "%s: %s scheduler, %d worker(s) x %d thread(s), max batch %d%s%s",
         name,
         kind,
         layout.workers,
         layout.threads,
         layout.max_batch_size,
+        f", a {cores}-thread instance when idle" if wide is not None else "",
         " (cached profile)" if choice.from_cache else "",
     )
     return BuiltScheduler(scheduler, kind, layout, choice if choice.measured else None)

@@ -20,9 +20,15 @@ class InstancePool(WorkerScheduler):
         max_queue: int = 256,
         name: str = "model",
         on_batch: BatchObserver | None = None,
+        wide_instance: ModelInstance | None = None,
     ) -> None:
         if len({id(i) for i in instances}) != len(instances):
             raise ValueError(f"{name}: a pool needs distinct instances")
         super().__init__(
-            instances, max_batch_size=1, max_queue=max_queue, name=name, on_batch=on_batch
+            instances,
+            max_batch_size=1,
+            max_queue=max_queue,
+            name=name,
+            on_batch=on_batch,
+            wide_instance=wide_instance,
         )

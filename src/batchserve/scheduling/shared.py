@@ -21,6 +21,7 @@ class SharedInstance(WorkerScheduler):
         max_queue: int = 256,
         name: str = "model",
         on_batch: BatchObserver | None = None,
+        wide_instance: ModelInstance | None = None,
     ) -> None:
         if not instance.concurrency_safe:
             raise ValueError(
@@ -32,4 +33,5 @@ class SharedInstance(WorkerScheduler):
             max_queue=max_queue,
             name=name,
             on_batch=on_batch,
+            wide_instance=wide_instance,
         )

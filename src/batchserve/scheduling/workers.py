@@ -31,7 +31,13 @@ BatchObserver = Callable[[int, float], None]
 class WorkerScheduler(Scheduler):
     """One worker thread per entry of `instances` (an instance may appear more than once
     when it is safe to call concurrently), each running batches of up to `max_batch_size`
-    rows taken from a shared FIFO queue of at most `max_queue` requests."""
+    rows taken from a shared FIFO queue of at most `max_queue` requests.
+
+    `wide_instance`, when given, is an instance using every core: a worker that finds
+    itself alone (no other worker busy, nothing else queued) runs its batch there, so a
+    lone request gets all the cores while a busy server keeps one narrow call per core.
+    Only one worker can be alone at a time, so the wide instance is never shared.
+    """
 
     def __init__(
         self,
@@ -43,6 +49,7 @@ class WorkerScheduler(Scheduler):
         name: str = "model",
         on_batch: BatchObserver | None = None,
         padding: Padding | None = None,
+        wide_instance: ModelInstance | None = None,
     ) -> None:
         if not instances:
             raise ValueError("a scheduler needs at least one instance")
@@ -55,6 +62,7 @@ class WorkerScheduler(Scheduler):
         self._queue = RequestQueue(max_queue)
         self._on_batch = on_batch
         self._padding = padding
+        self._wide = wide_instance
         self._threads: list[threading.Thread] = []
         self._busy = 0
         self._busy_lock = threading.Lock()
@@ -112,8 +120,10 @@ class WorkerScheduler(Scheduler):
                 return
             with self._busy_lock:
                 self._busy += 1
+                alone = self._busy == 1 and len(self._queue) == 0
+            runner = self._wide if alone and self._wide is not None else instance
             try:
-                self._run_batch(instance, batch)
+                self._run_batch(runner, batch)
             except BaseException as exc:  # never let a worker die with futures unresolved
                 log.exception("%s: worker failed", self.name)
                 for request in batch:

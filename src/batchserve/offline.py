@@ -137,7 +137,8 @@ def predict_files(
             )
             out.write("\n")
         stats.done += len(paths)
-        progress.update(task, advance=len(paths))
+        elapsed = time.monotonic() - started
+        progress.update(task, advance=len(paths), rate=stats.done / elapsed if elapsed else 0.0)
 
     columns = (
         TextColumn("[bold]predict"),
@@ -167,8 +168,6 @@ def predict_files(
                 batch_paths, batch_tensors = [], []
                 while len(in_flight) > 2:
                     finish_oldest()
-            elapsed = time.monotonic() - started
-            progress.update(task, rate=stats.done / elapsed if elapsed else 0.0)
         if batch_paths:
             in_flight.append((batch_paths, _submit(model, batch_tensors)))
         while in_flight:

@@ -49,7 +49,6 @@ from typing import Any, Literal
 
 import httpx
 import numpy as np
-from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
@@ -63,11 +62,13 @@ ROOT = Path(__file__).resolve().parent.parent
 PEERS = ROOT / "bench" / "peers"
 sys.path.insert(0, str(PEERS))
 
+sys.path.insert(0, str(ROOT / "bench"))
+
 from ceiling import ceiling  # noqa: E402  (bench/peers is not a package)
+from engine import sample_jpeg  # noqa: E402  (the shared 640x480 JPEG, or one made like it)
 from launch import ServerProcess, free_port  # noqa: E402
 
 MODEL_DIR = ROOT / "models-bench" / "mobilenet_v1"
-SAMPLE_JPEG = ROOT / "samples" / "bench_640x480.jpg"
 PREDICT = "/v1/models/mobilenet_v1/predict"
 LEVELS = "1,8,64,100"
 Body = Literal["image", "b64json"]
@@ -187,20 +188,6 @@ def configurations(quick: bool) -> list[Config]:
     # Group each server's configurations together in the run and the table.
     order = list(dict.fromkeys(c.server for c in configs))
     return sorted(configs, key=lambda c: order.index(c.server))
-
-
-def sample_jpeg(scratch: Path) -> Path:
-    """The shared 640x480 sample, or a generated one (smooth noise) when it is missing."""
-    if SAMPLE_JPEG.is_file():
-        return SAMPLE_JPEG
-    rng = np.random.default_rng(0)
-    coarse = rng.integers(0, 256, (15, 20, 3), dtype=np.uint8)
-    image = Image.fromarray(coarse).resize((640, 480), Image.Resampling.BICUBIC)
-    grain = rng.normal(0, 6, (480, 640, 3))
-    pixels = np.clip(np.asarray(image, dtype=np.float64) + grain, 0, 255).astype(np.uint8)
-    path = scratch / "bench_640x480.jpg"
-    Image.fromarray(pixels).save(path, quality=90)
-    return path
 
 
 def ensure_model(console: Console) -> None:

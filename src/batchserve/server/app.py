@@ -82,6 +82,7 @@ def create_app(settings: ServerSettings, manager: ModelManager | None = None) ->
     app.state.manager = manager
     app.state.metrics = metrics
     app.state.ready = threading.Event()
+    app.state.admissions = {}
     app.state.cpu_pool = ThreadPoolExecutor(
         settings.decode_threads or cpu_count(), thread_name_prefix="cpu"
     )

@@ -7,8 +7,13 @@ model, once `make` has built it).
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import logging
+import logging.handlers
 import os
+import queue
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -132,8 +137,55 @@ def run(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=int(settings.drain_timeout_s) or None,
         timeout_keep_alive=5,
     )
-    server = uvicorn.Server(config)
+    server = DrainingServer(config)
+    listener = _log_access_off_the_loop()
     print(f"batchserve listening on http://{settings.host}:{port}", flush=True)
     log.info("serving %s", ", ".join(str(p) for p in settings.repositories))
-    server.run(sockets=[sock])
+    # uvicorn drains on SIGTERM/SIGINT, then re-raises the signal to the handler that was
+    # there before it: make that a no-op so a graceful stop exits 0, not -15.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _stopped_gracefully)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        listener.stop()
     return 0
+
+
+class _DroppingQueueHandler(logging.handlers.QueueHandler):
+    """Hands records to the writer thread; drops them when it is 10,000 behind."""
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(queue.Full):
+            self.queue.put_nowait(record)
+
+
+def _log_access_off_the_loop() -> logging.handlers.QueueListener:
+    """Access-log lines are written by a thread, so a slow stderr never stalls the loop."""
+    records: queue.Queue[logging.LogRecord] = queue.Queue(maxsize=10_000)
+    access = logging.getLogger("batchserve.access")
+    listener = logging.handlers.QueueListener(
+        records, *logging.getLogger().handlers, respect_handler_level=True
+    )
+    access.addHandler(_DroppingQueueHandler(records))
+    access.propagate = False
+    listener.start()
+    return listener
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn, with a pause between "stop accepting" and "close idle connections".
+
+    uvicorn closes a connection whose request has not been parsed yet as idle; the
+    pause lets requests already on the wire be read, so they are answered, not dropped.
+    """
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for listener in self.servers:
+            listener.close()
+        await asyncio.sleep(0.25)
+        await super().shutdown(sockets)
+
+
+def _stopped_gracefully(signum: int, frame: object) -> None:
+    log.info("stopped on signal %d after draining", signum)

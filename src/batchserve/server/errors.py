@@ -39,6 +39,13 @@ class HTTPError(Exception):
         self.status = status
 
 
+class ClientDisconnected(HTTPError):
+    """The client hung up while its request waited; nobody reads the answer (nginx's 499)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(499, message)
+
+
 # Most specific first: the first class an error is an instance of decides.
 _STATUSES: tuple[tuple[type[BaseException], int], ...] = (
     (PayloadTooLarge, 413),

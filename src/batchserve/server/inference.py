@@ -16,6 +16,7 @@ from batchserve.errors import DeadlineExceeded, ModelNotFound
 from batchserve.repository.loaded_model import LoadedModel
 from batchserve.repository.manager import ModelManager
 from batchserve.scheduling.base import InferenceResult
+from batchserve.server.errors import ClientDisconnected
 from batchserve.server.metrics import ServerMetrics
 from batchserve.server.settings import ServerSettings
 
@@ -66,18 +67,35 @@ async def infer(
 ) -> InferenceResult:
     """Submit to the model's scheduler and await the result within the request timeout.
 
-    A request that times out is cancelled: if it is still queued, it never runs.
+    A request whose time runs out, or whose client hangs up, is cancelled: if it is
+    still queued it never runs, so abandoned work does not pile up behind live clients.
     """
     timeout = settings(request).request_timeout_s
     if model.config.scheduler.timeout_ms is not None:
         timeout = min(timeout, model.config.scheduler.timeout_ms / 1000.0)
     future = model.submit(inputs, deadline=time.monotonic() + timeout)
+    result_ready = asyncio.wrap_future(future)
+    hung_up = asyncio.ensure_future(_client_gone(request))
     try:
-        result = await asyncio.wait_for(asyncio.wrap_future(future), timeout)
-    except TimeoutError:
+        done, _ = await asyncio.wait(
+            {result_ready, hung_up}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        hung_up.cancel()
+    if result_ready not in done:
         future.cancel()
-        raise DeadlineExceeded(f"no result within the request timeout of {timeout:g} s") from None
+        result_ready.cancel()
+        if hung_up in done:
+            raise ClientDisconnected("the client closed the connection before the result")
+        raise DeadlineExceeded(f"no result within the request timeout of {timeout:g} s")
+    result = result_ready.result()
     stage = metrics(request).stage
     stage.labels(model.name, "queue").observe(result.queue_s)
     stage.labels(model.name, "inference").observe(result.inference_s)
     return result
+
+
+async def _client_gone(request: Request) -> None:
+    """Returns once the client disconnects; call only after the body was read whole."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass

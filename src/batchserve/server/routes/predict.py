@@ -24,6 +24,7 @@ from batchserve.codecs.predictions import scores_from_output, top_k_labels
 from batchserve.codecs.url_fetch import FetchLimits, FetchPolicy, fetch_image
 from batchserve.errors import InvalidInput, UnsupportedMediaType, UrlRefused
 from batchserve.repository.loaded_model import LoadedModel
+from batchserve.server.admission import admission_for
 from batchserve.server.body import read_body
 from batchserve.server.errors import HTTPError
 from batchserve.server.inference import find_model, infer, manager, metrics, off_loop, settings
@@ -75,12 +76,12 @@ async def _predict(request: Request, name: str, version: str | None) -> JSONResp
     top_k = _top_k(request, image.top_k, model)
     metrics(request).image_bytes.labels(model.name).observe(len(image.data))
 
-    decode_started = time.perf_counter()
-    tensor = await off_loop(request, model.image_codec.decode, image.data)
-    decode_s = time.perf_counter() - decode_started
-    metrics(request).stage.labels(model.name, "decode").observe(decode_s)
-
-    result = await infer(request, model, {model.image_input: tensor})
+    async with admission_for(request, model).slot():
+        decode_started = time.perf_counter()
+        tensor = await off_loop(request, model.image_codec.decode, image.data)
+        decode_s = time.perf_counter() - decode_started
+        metrics(request).stage.labels(model.name, "decode").observe(decode_s)
+        result = await infer(request, model, {model.image_input: tensor})
     output = model.config.classification.output or model.outputs[0].name
     scores = scores_from_output(result.outputs[output][0], model.config.classification)
     return JSONResponse(

@@ -12,6 +12,7 @@ import batchserve
 from batchserve.codecs.v2 import HEADER_LENGTH_HEADER, decode_infer_request
 from batchserve.codecs.v2_response import encode_infer_response, model_metadata, server_metadata
 from batchserve.repository.loaded_model import LoadedModel
+from batchserve.server.admission import admission_for
 from batchserve.server.body import read_body
 from batchserve.server.errors import HTTPError, error_response
 from batchserve.server.inference import find_model, infer, manager, off_loop, settings
@@ -93,14 +94,17 @@ def _metadata(request: Request, model: LoadedModel, *, all_versions: bool) -> JS
 async def _infer(request: Request, model: LoadedModel) -> Response:
     body = await read_body(request, settings(request).max_body_bytes)
     header_length = _header_length(request, len(body))
-    decoded = await off_loop(
-        request,
-        lambda: decode_infer_request(body, header_length, model.inputs, output_specs=model.outputs),
-    )
-    if model.text_codec is not None:  # a text model: text tensors in and out
-        outputs = await text.infer_text(request, model, decoded)
-    else:
-        outputs = (await infer(request, model, decoded.inputs)).outputs
+    async with admission_for(request, model).slot():
+        decoded = await off_loop(
+            request,
+            lambda: decode_infer_request(
+                body, header_length, model.inputs, output_specs=model.outputs
+            ),
+        )
+        if model.text_codec is not None:  # a text model: text tensors in and out
+            outputs = await text.infer_text(request, model, decoded)
+        else:
+            outputs = (await infer(request, model, decoded.inputs)).outputs
     labels = {spec.name: model.labels for spec in model.outputs} if model.labels else None
     payload, json_length = await off_loop(
         request,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import logging
 import logging.handlers
 import os
@@ -116,6 +117,7 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
 
 
 def run(args: argparse.Namespace) -> int:
+    _limit_malloc_arenas()
     settings = settings_from_args(args)
     if not settings.repositories:
         print("no model repository: pass --repository PATH", file=sys.stderr)
@@ -150,6 +152,24 @@ def run(args: argparse.Namespace) -> int:
     finally:
         listener.stop()
     return 0
+
+
+def _limit_malloc_arenas(arenas: int = 2) -> None:
+    """Cap glibc's malloc arenas before the worker threads start.
+
+    glibc gives threads their own arenas (up to 8 per core), and each keeps freed
+    memory: with decode, worker and event-loop threads that was about 20 MB of RSS
+    (255 -> 237 MB at 64 clients on MobileNet v1, same throughput). The hot
+    allocations are ONNX Runtime's own arena, so fewer malloc arenas cost nothing.
+    Same as MALLOC_ARENA_MAX=2; a no-op off glibc.
+    """
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-8, arenas)  # M_ARENA_MAX
+    except (OSError, AttributeError):
+        pass
 
 
 class _DroppingQueueHandler(logging.handlers.QueueHandler):

@@ -22,6 +22,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from mobilenet_blocks import BLOCKS, STEM_CHANNELS
+
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "mobilenet_v1"
 SIZE = 224
@@ -32,23 +35,6 @@ IR_VERSION = 8
 SEED = 0
 BN_EPS = 1e-5
 
-# (output channels, stride) of the 13 depthwise-separable blocks, as in the paper.
-BLOCKS: tuple[tuple[int, int], ...] = (
-    (64, 1),
-    (128, 2),
-    (128, 1),
-    (256, 2),
-    (256, 1),
-    (512, 2),
-    (512, 1),
-    (512, 1),
-    (512, 1),
-    (512, 1),
-    (512, 1),
-    (1024, 2),
-    (1024, 1),
-)
-STEM_CHANNELS = 32
 
 MODEL_YAML = f"""\
 # Written by tools/build_benchmark_model.py: random weights, for benchmarks only.

@@ -7,26 +7,14 @@ classifier, so any input size that survives the 32x downsampling works.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import torch
 from torch import nn
 
-# (output channels at alpha=1, stride) of the 13 depthwise-separable blocks, as in the paper.
-BLOCKS: tuple[tuple[int, int], ...] = (
-    (64, 1),
-    (128, 2),
-    (128, 1),
-    (256, 2),
-    (256, 1),
-    (512, 2),
-    (512, 1),
-    (512, 1),
-    (512, 1),
-    (512, 1),
-    (512, 1),
-    (1024, 2),
-    (1024, 1),
-)
-STEM_CHANNELS = 32
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from mobilenet_blocks import BLOCKS, STEM_CHANNELS
 
 
 def scaled(channels: int, alpha: float) -> int:

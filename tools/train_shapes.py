@@ -7,7 +7,16 @@ Usage (``make train-demo``)::
 Everything is generated (tools/shapes.py), nothing is downloaded. Seeds are fixed and
 torch runs on 2 threads, so a rerun on the same machine reproduces the model.
 
-Measured on the 2-core development machine (torch 2.13.0 CPU): MEASURED_PLACEHOLDER
+Measured on the 2-core development machine (torch 2.13.0 CPU) with the defaults
+(64x64 input, alpha 0.5, 40,000 training images, 8 epochs of 128):
+
+- held-out top-1 accuracy 100.00% on 4,800 images from another seed; all six sample
+  JPEGs right, scores about 0.95 (label smoothing caps them there);
+- time: drawing the images takes about 1 minute and an epoch 43-58 s when nothing else
+  runs, about 8 minutes in all; other jobs sharing the 2 cores stretched runs to 22-34
+  minutes wall;
+- model.onnx 3.3 MB (830,904 parameters, BatchNorm folded into the convolutions);
+- two full runs wrote byte-identical model.onnx and sample JPEGs.
 
 The training images go through the serving pipeline's own preprocessing: drawn
 larger than the model input, sometimes JPEG re-encoded, resized with Pillow

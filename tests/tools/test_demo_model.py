@@ -9,19 +9,25 @@ import onnxruntime
 import pytest
 from PIL import Image
 
+from batchserve.config import load_model_config
+
 ROOT = Path(__file__).resolve().parents[2]
 MODEL_DIR = ROOT / "models" / "shapes"
 SAMPLES = sorted(p for p in (ROOT / "samples").glob("*.jpg") if p.name != "bench_640x480.jpg")
-# The serving pipeline's steps for models/shapes/model.yaml (resize: stretch, mean = std = 0.5).
-SIZE = (64, 64)
-MEAN = np.array([0.5, 0.5, 0.5], np.float32)
-STD = np.array([0.5, 0.5, 0.5], np.float32)
+PREPROCESSING = load_model_config(MODEL_DIR / "model.yaml").preprocessing
 
 
 def preprocess(path: Path) -> np.ndarray:
+    """The serving pipeline's steps for `resize: stretch`, RGB, NCHW, as model.yaml declares."""
+    assert PREPROCESSING is not None
+    assert PREPROCESSING.resize == "stretch"
+    height, width = PREPROCESSING.size
     with Image.open(path) as image:
-        resized = image.convert("RGB").resize(SIZE, Image.BILINEAR)
-    pixels = (np.asarray(resized, np.float32) / 255.0 - MEAN) / STD
+        resized = image.convert("RGB").resize((width, height), Image.BILINEAR)
+    pixels = np.asarray(resized, np.float32) / 255.0
+    pixels = (pixels - np.array(PREPROCESSING.mean, np.float32)) / np.array(
+        PREPROCESSING.std, np.float32
+    )
     return pixels.transpose(2, 0, 1)[None]
 
 

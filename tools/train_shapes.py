@@ -12,11 +12,11 @@ Measured on the 2-core development machine (torch 2.13.0 CPU) with the defaults
 
 - held-out top-1 accuracy 100.00% on 4,800 images from another seed; all six sample
   JPEGs right, scores about 0.95 (label smoothing caps them there);
-- time: drawing the images takes about 1 minute and an epoch 43-58 s when nothing else
-  runs, about 8 minutes in all; other jobs sharing the 2 cores stretched runs to 22-34
-  minutes wall;
+- time: 9.5 minutes wall (15.2 CPU minutes) for the quietest whole run; drawing the
+  images took 56 s and an epoch 41-43 s when nothing else ran, so about 7 minutes on an
+  idle machine. Other jobs sharing the 2 cores stretched runs to 16-34 minutes wall;
 - model.onnx 3.3 MB (830,904 parameters, BatchNorm folded into the convolutions);
-- two full runs wrote byte-identical model.onnx and sample JPEGs.
+- four full runs wrote byte-identical model.onnx files and sample JPEGs.
 
 The training images go through the serving pipeline's own preprocessing: drawn
 larger than the model input, sometimes JPEG re-encoded, resized with Pillow

@@ -133,7 +133,8 @@ def slow_repository(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def small_server(slow_repository) -> Iterator[LiveServer]:
     with LiveServer(
-        [DEMO_REPOSITORY, slow_repository], "--max-body-mb", "0.05", "--request-timeout", "2"
+        [DEMO_REPOSITORY, slow_repository],
+        *("--max-body-mb", "0.05", "--request-timeout", "2", "--no-url-fetch"),
     ) as server:
         yield server
 
@@ -175,3 +176,11 @@ def test_deadline_504(slow_repository, samples):
         r = _slow_infer(server.url)
         _assert_error(r, 504, "timeout")
         assert r.headers.get("x-request-id")
+
+
+def test_url_fetching_switched_off_422(small_server, samples):
+    r = httpx.post(
+        f"{small_server.url}/v1/models/shapes/predict", json={"url": "http://127.0.0.1:9/x.jpg"}
+    )
+    _assert_error(r, 422, "switched off")
+    assert _post_image(small_server.url, next(iter(samples.values()))).status_code == 200

@@ -114,3 +114,8 @@ def test_url_on_loopback_is_fetched_when_the_operator_allows_it(image_host, samp
         assert r.json()["predictions"][0]["label"] == label
         r = _predict(server.url, json={"url": "file:///etc/passwd"})
         assert r.status_code == 422
+
+
+def test_models_are_listed_with_their_state(demo_server):
+    models = httpx.get(f"{demo_server.url}/v1/models").json()["models"]
+    assert {"name": "shapes", "version": 1, "state": "READY", "reason": ""} in models

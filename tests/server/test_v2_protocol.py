@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import numpy as np
 import pytest
 import tritonclient.http as httpclient
@@ -83,3 +84,12 @@ def test_bad_input_is_an_exception_then_the_next_call_works(client, in_process, 
         client.infer("shapes", [inp])
     _, good = _request(in_process, next(iter(samples.values())), binary=True)
     assert client.infer("shapes", [good]).as_numpy("logits").shape[0] == 1
+
+
+def test_model_config_and_ready_bodies(client, demo_server):
+    config = client.get_model_config("shapes")
+    assert config["name"] == "shapes"
+    assert config["preprocessing"]["size"] == [64, 64]
+    assert config["max_batch_size"] >= 1
+    body = httpx.get(f"{demo_server.url}/v2/models/shapes/versions/1/ready").json()
+    assert body == {"name": "shapes", "version": "1", "ready": True}

@@ -192,7 +192,7 @@ def server_metadata(name: str, version: str, extensions: Sequence[str]) -> dict[
     return {"name": name, "version": version, "extensions": list(extensions)}
 
 
-def model_ready(name: str, ready: bool, version: str | int | None = None) -> dict[str, Any]:
+def model_ready_body(name: str, ready: bool, version: str | int | None = None) -> dict[str, Any]:
     """A body for ``GET /v2/models/{name}/ready``.
 
     The spec only asks for the status code (200 ready, 400 not); a body that
@@ -203,8 +203,3 @@ def model_ready(name: str, ready: bool, version: str | int | None = None) -> dic
         body["version"] = str(version)
     body["ready"] = ready
     return body
-
-
-def error_body(message: str) -> dict[str, str]:
-    """The v2 error response: ``{"error": message}``."""
-    return {"error": message}

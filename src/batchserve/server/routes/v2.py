@@ -10,7 +10,12 @@ from starlette.responses import JSONResponse, Response
 
 import batchserve
 from batchserve.codecs.v2 import HEADER_LENGTH_HEADER, decode_infer_request
-from batchserve.codecs.v2_response import encode_infer_response, model_metadata, server_metadata
+from batchserve.codecs.v2_response import (
+    encode_infer_response,
+    model_metadata,
+    model_ready_body,
+    server_metadata,
+)
 from batchserve.repository.loaded_model import LoadedModel
 from batchserve.server.admission import admission_for
 from batchserve.server.body import read_body
@@ -53,13 +58,13 @@ async def model_version_meta(request: Request, name: str, version: str) -> JSONR
 @router.get("/v2/models/{name}/ready")
 async def model_ready(request: Request, name: str) -> JSONResponse:
     model = await find_model(request, name, None)
-    return JSONResponse({"name": model.name, "ready": True})
+    return JSONResponse(model_ready_body(model.name, True))
 
 
 @router.get("/v2/models/{name}/versions/{version}/ready")
 async def model_version_ready(request: Request, name: str, version: str) -> JSONResponse:
     model = await find_model(request, name, version)
-    return JSONResponse({"name": model.name, "version": str(model.version), "ready": True})
+    return JSONResponse(model_ready_body(model.name, True, model.version))
 
 
 @router.get("/v2/models/{name}/config")

@@ -52,7 +52,7 @@ def admission_for(request: Request, model: LoadedModel) -> Admission:
     admission = table.get(key)
     if admission is None:
         layout = model.built.layout
-        decode_threads = request.app.state.cpu_pool._max_workers
+        decode_threads: int = request.app.state.cpu_threads
         # Enough in flight to keep every worker's next batch decoded and waiting.
         limit = 2 * layout.workers * layout.max_batch_size + decode_threads
         admission = Admission(limit, model.config.scheduler.max_queue)

@@ -83,9 +83,8 @@ def create_app(settings: ServerSettings, manager: ModelManager | None = None) ->
     app.state.metrics = metrics
     app.state.ready = threading.Event()
     app.state.admissions = {}
-    app.state.cpu_pool = ThreadPoolExecutor(
-        settings.decode_threads or cpu_count(), thread_name_prefix="cpu"
-    )
+    app.state.cpu_threads = settings.decode_threads or cpu_count()
+    app.state.cpu_pool = ThreadPoolExecutor(app.state.cpu_threads, thread_name_prefix="cpu")
     app.state.fetch_limits, app.state.fetch_policy = predict.fetch_settings(settings)
     app.include_router(v2.router)
     app.include_router(predict.router)

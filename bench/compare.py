@@ -56,7 +56,7 @@ from batchserve.bench.memory import ProcessTreeMemory
 from batchserve.bench.stats import StepResult
 from batchserve.bench.sweep import LoadSettings, StepPlan, auto_warmup, run_sweep
 from batchserve.bench.targets import build_target
-from batchserve.bench.units import parse_concurrency, parse_duration
+from batchserve.units import parse_concurrency, parse_duration
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS = ROOT / "bench" / "peers"

@@ -66,7 +66,7 @@ from batchserve.codecs.images import ImageCodec
 from batchserve.config import ModelConfig, SchedulerConfig, load_model_config
 from batchserve.repository.loaded_model import LoadedModel
 from batchserve.repository.loader import load_model_version, runtime_options
-from batchserve.runtimes import ModelInstance, load_instance
+from batchserve.runtimes import ModelInstance, get_runtime, load_instance
 from batchserve.scheduling.base import Scheduler
 from batchserve.scheduling.factory import build_scheduler
 
@@ -376,7 +376,9 @@ def explicit_layouts(
     console: Console,
 ) -> dict[str, list[Measurement]]:
     def make_instance(threads: int) -> ModelInstance:
-        return load_instance("onnx", artifact, runtime_options(config, threads))
+        return load_instance(
+            "onnx", artifact, runtime_options(config, get_runtime("onnx"), threads, None)
+        )
 
     probe = make_instance(1)
     specs, name = probe.inputs, probe.inputs[0].name
@@ -651,7 +653,8 @@ def main() -> None:
         auto_label = (
             f"auto: {built.kind} {layout.workers}x{layout.threads} b{layout.max_batch_size}"
         )
-        auto_work = scheduler_work(model.submit, codec, jpeg, model.image_input)
+        image_input = config.preprocessing.input if config.preprocessing else None
+        auto_work = scheduler_work(model.submit, codec, jpeg, image_input or model.inputs[0].name)
         auto_runs = load_sweep(auto_label, auto_work, duration, warmup, console)
 
         console.log(f"3. target ratios: {args.rounds} paired rounds each, {short} s a step")

@@ -122,13 +122,6 @@ class VersionPolicy(_Strict):
     all: bool = False
 
 
-class TorchConfig(_Strict):
-    """PyTorch-only settings: how to rebuild a module from safetensors weights."""
-
-    module: str | None = Field(None, description="'package.module:ClassName' for safetensors")
-    kwargs: dict[str, object] = Field(default_factory=dict)
-
-
 class StepTensorNames(_Strict):
     """The step model's tensors (see runtimes/step_model.py)."""
 
@@ -173,7 +166,13 @@ class ModelConfig(_Strict):
     """A whole model.yaml."""
 
     name: str | None = None
-    backend: Literal["onnx", "torch"] = "onnx"
+    backend: str = Field(
+        "onnx",
+        description="the runtime: onnx, torch, tf, tflite, python, or one an installed "
+        "package registers (see runtimes/registry.py)",
+    )
+    #: The runtime's own settings, validated by that runtime when the model loads.
+    options: dict[str, object] = Field(default_factory=dict)
     task: Literal["classify", "generate", "embed"] = Field(
         "classify", description="what the model does, so which routes and scheduler serve it"
     )
@@ -188,13 +187,36 @@ class ModelConfig(_Strict):
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     version_policy: VersionPolicy = Field(default_factory=VersionPolicy)
     device: Literal["cpu", "cuda"] = "cpu"
-    providers: list[str] | None = Field(None, description="ONNX Runtime execution providers")
-    allow_pickle: bool = False
+    allow_pickle: bool = Field(False, description="torch: unpickle Python objects (trust needed)")
+    allow_code: bool = Field(False, description="run the model's own Python code (trust needed)")
     concurrency_safe: bool | None = Field(
         None, description="set by `batchserve check`; None: the runtime's own answer"
     )
     warmup: bool = True
-    torch: TorchConfig = Field(default_factory=TorchConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _backend_section(cls, raw: object) -> object:
+        """`options:` may also be spelled as a section named after the backend (`torch:`
+        for backend torch, `python:` for backend python); and the top-level `providers:`
+        of older files is ONNX Runtime's option."""
+        if not isinstance(raw, dict):
+            return raw
+        raw = dict(raw)
+        backend = raw.get("backend", "onnx")
+        if isinstance(backend, str) and backend in raw and backend not in cls.model_fields:
+            if raw.get("options"):
+                raise ValueError(f"give the runtime's options once: 'options' or {backend!r}")
+            raw["options"] = raw.pop(backend) or {}
+        if "providers" in raw:
+            if backend != "onnx":
+                raise ValueError("'providers' is an ONNX Runtime option (backend onnx)")
+            options = dict(raw.get("options") or {})
+            if "providers" in options:
+                raise ValueError("give 'providers' once: under 'options'")
+            options["providers"] = raw.pop("providers")
+            raw["options"] = options
+        return raw
 
     @model_validator(mode="after")
     def _task_section(self) -> ModelConfig:
@@ -207,11 +229,6 @@ class ModelConfig(_Strict):
             if getattr(self, section) is not None and self.task != section:
                 raise ValueError(f"section {section!r} needs task: {section}")
         return self
-
-    def artifact_name(self) -> str:
-        if self.artifact:
-            return self.artifact
-        return "model.onnx" if self.backend == "onnx" else "model.pt"
 
 
 def load_model_config(path: Path) -> ModelConfig:

@@ -22,13 +22,12 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from batchserve.codecs.predictions import scores_from_output, top_k_labels
+from batchserve.codecs.classifier import ImageClassifier
 from batchserve.errors import BatchserveError
 from batchserve.repository.bundled import bundled_repositories
-from batchserve.repository.loaded_model import LoadedModel
+from batchserve.repository.loaded_model import InferenceResult, LoadedModel
 from batchserve.repository.local_store import LocalStore
 from batchserve.repository.manager import ModelManager
-from batchserve.scheduling.base import InferenceResult
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 
@@ -111,30 +110,26 @@ def predict_files(
     out,
     console: Console,
 ) -> RunStats:
-    if model.image_codec is None:
+    codec = model.codec.predict
+    if not isinstance(codec, ImageClassifier):
         raise BatchserveError(f"model {model.name} has no image preprocessing in its model.yaml")
-    codec = model.image_codec
     stats = RunStats()
     started = time.monotonic()
 
     def decode(path: Path) -> np.ndarray | str:
         try:
-            return codec.decode(path.read_bytes())
+            return codec.image.decode(path.read_bytes())
         except (BatchserveError, OSError) as exc:
             return str(exc)
 
     # Batches in flight on the model, oldest first: (files, future) for writing in order.
     in_flight: deque[tuple[list[Path], Future[InferenceResult]]] = deque()
-    output_name = model.config.classification.output or model.outputs[0].name
 
     def finish_oldest() -> None:
         paths, future = in_flight.popleft()
-        result = future.result()
-        scores = scores_from_output(result.outputs[output_name], model.config.classification)
-        for path, row in zip(paths, scores, strict=True):
-            out.write(
-                json.dumps({"file": str(path), "top_k": top_k_labels(row, top_k, model.labels)})
-            )
+        predictions = codec.predictions(future.result().outputs, top_k)
+        for path, labels in zip(paths, predictions, strict=True):
+            out.write(json.dumps({"file": str(path), "top_k": labels}))
             out.write("\n")
         stats.done += len(paths)
         elapsed = time.monotonic() - started
@@ -164,20 +159,22 @@ def predict_files(
             batch_paths.append(path)
             batch_tensors.append(tensor)
             if len(batch_paths) == batch_size:
-                in_flight.append((batch_paths, _submit(model, batch_tensors)))
+                in_flight.append((batch_paths, _submit(model, codec, batch_tensors)))
                 batch_paths, batch_tensors = [], []
                 while len(in_flight) > 2:
                     finish_oldest()
         if batch_paths:
-            in_flight.append((batch_paths, _submit(model, batch_tensors)))
+            in_flight.append((batch_paths, _submit(model, codec, batch_tensors)))
         while in_flight:
             finish_oldest()
     stats.seconds = time.monotonic() - started
     return stats
 
 
-def _submit(model: LoadedModel, tensors: list[np.ndarray]) -> Future[InferenceResult]:
-    return model.submit({model.image_input: np.concatenate(tensors)})
+def _submit(
+    model: LoadedModel, codec: ImageClassifier, tensors: list[np.ndarray]
+) -> Future[InferenceResult]:
+    return model.submit({codec.input_name: np.concatenate(tensors)})
 
 
 def _bounded_map(pool: ThreadPoolExecutor, fn, items: list[Path], lookahead: int):

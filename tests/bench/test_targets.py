@@ -24,7 +24,7 @@ from batchserve.bench.targets import (
 from batchserve.codecs.images import ImageCodec
 from batchserve.codecs.v2 import HEADER_LENGTH_HEADER, decode_infer_request
 from batchserve.config import ImagePreprocessing
-from batchserve.runtimes.base import TensorSpec
+from batchserve.datatypes import TensorSpec
 
 
 @pytest.fixture

@@ -23,8 +23,8 @@ from batchserve.codecs.v2_response import (
     model_metadata,
     server_metadata,
 )
+from batchserve.datatypes import TensorSpec
 from batchserve.errors import InvalidInput
-from batchserve.runtimes.base import TensorSpec
 
 SAMPLES: dict[str, np.ndarray] = {
     "FP32": np.array([[0.1, -2.5, 3e38], [1e-30, 0.0, 7.0]], dtype=np.float32),

@@ -2,30 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from batchserve.errors import ConfigError
-from batchserve.repository.budget import NoRoom, Resident, parse_size, plan_eviction
-
-
-@pytest.mark.parametrize(
-    ("text", "size"),
-    [
-        ("400MB", 400_000_000),
-        ("2GB", 2_000_000_000),
-        ("1.5GiB", 1_610_612_736),
-        ("512MiB", 512 * 1024**2),
-        ("2048", 2048),
-        ("10 kb", 10_000),
-        ("0.5G", 500_000_000),
-    ],
-)
-def test_parse_size(text, size):
-    assert parse_size(text) == size
-
-
-@pytest.mark.parametrize("text", ["", "MB", "12 parsecs", "-1GB", "0", "1..2MB"])
-def test_parse_size_refuses_nonsense(text):
-    with pytest.raises(ConfigError):
-        parse_size(text)
+from batchserve.repository.budget import NoRoom, Resident, plan_eviction
 
 
 def _resident(*entries: tuple[str, int, float]) -> list[Resident]:

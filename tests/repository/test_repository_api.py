@@ -22,7 +22,7 @@ def repo(tmp_path_factory):
     add_version(root, "a", 1)
     add_version(root, "a", 2)
     add_version(root, "b", 1, seed=5)
-    add_version(root, "bad", 1, model_yaml="backend: tensorflow\n")
+    add_version(root, "bad", 1, model_yaml="backend: caffe2\n")
     return root
 
 

@@ -8,9 +8,11 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from batchserve.datatypes import TensorSpec
 from batchserve.errors import InferenceError, InvalidInput, ModelLoadError
-from batchserve.runtimes import RuntimeOptions, TensorSpec, load_instance
+from batchserve.runtimes import RuntimeOptions, load_instance
 from batchserve.runtimes import torch as torch_runtime
+from batchserve.runtimes.torch import TorchOptions
 from tests import models_zoo
 
 # TorchScript is deprecated in torch 2.13 but still what many deployed models are.
@@ -20,8 +22,15 @@ MLP = "tests.models_zoo:TinyMLP"
 F32 = np.dtype(np.float32)
 
 
-def _load(path: Path, **options: object):
-    return load_instance("torch", path, RuntimeOptions(**options))
+def _load(
+    path: Path,
+    torch_module: str | None = None,
+    torch_kwargs: dict[str, object] | None = None,
+    **options: object,
+):
+    """Load with the torch runtime; `torch_module`/`torch_kwargs` are its own options."""
+    own = TorchOptions(module=torch_module, kwargs=torch_kwargs or {})
+    return load_instance("torch", path, RuntimeOptions(options=own, **options))  # type: ignore[arg-type]
 
 
 def _eager(module: torch.nn.Module, x: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ import torch
 from safetensors.torch import save_file
 
 from batchserve.runtimes import RuntimeOptions, load_instance
+from batchserve.runtimes.torch import TorchOptions
 from batchserve.safety.analysis import analyse, race_test
 from batchserve.safety.inputs import random_inputs
 from batchserve.safety.verdict import decide
@@ -32,7 +33,7 @@ def _instance(tmp_path: Path, cls_name: str, form: str, *, train: bool = False):
         return load_instance("torch", path, RuntimeOptions())
     path = tmp_path / "model.safetensors"
     save_file(model.state_dict(), str(path))
-    options = RuntimeOptions(torch_module=f"tests.models_zoo:{cls_name}")
+    options = RuntimeOptions(options=TorchOptions(module=f"tests.models_zoo:{cls_name}"))
     return load_instance("torch", path, options)
 
 

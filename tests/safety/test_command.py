@@ -14,7 +14,7 @@ from safetensors.torch import save_file
 from batchserve.cli import main
 from batchserve.config import load_model_config
 from batchserve.safety.config_writer import write_verdict
-from batchserve.safety.memory import MemoryEstimate, parse_size
+from batchserve.safety.memory import MemoryEstimate
 from batchserve.safety.verdict import SafetyReport
 from tests import models_zoo, onnx_builders
 
@@ -131,14 +131,6 @@ def test_a_bad_memory_budget_is_a_usage_error(tmp_path, capsys):
         main(["check", str(tmp_path), "--memory-budget", "lots"])
     assert exited.value.code == 2
     assert "not a size" in capsys.readouterr().err
-
-
-def test_sizes_parse_in_si_and_binary_units():
-    assert parse_size("400MB") == 400_000_000
-    assert parse_size("2GB") == 2_000_000_000
-    assert parse_size("1.5G") == 1_500_000_000
-    assert parse_size("2GiB") == 2 * 1024**3
-    assert parse_size("1024") == 1024
 
 
 def _pool_report(instances: int) -> SafetyReport:

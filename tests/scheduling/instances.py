@@ -8,7 +8,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from batchserve.runtimes.base import ModelInstance, TensorSpec
+from batchserve.datatypes import TensorSpec
+from batchserve.runtimes.base import ModelInstance
 
 
 class ObservedInstance(ModelInstance):

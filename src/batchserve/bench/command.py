@@ -45,7 +45,7 @@ from batchserve.bench.targets import (
     build_target,
     require_loopback,
 )
-from batchserve.bench.units import (
+from batchserve.units import (
     parse_concurrency,
     parse_duration,
     parse_rates,

@@ -18,8 +18,8 @@ from typing import Protocol
 import numpy as np
 
 from batchserve.config import EmbedConfig, GenerateConfig, ModelConfig
+from batchserve.datatypes import TensorSpec
 from batchserve.errors import InvalidInput, ModelLoadError
-from batchserve.runtimes.base import TensorSpec
 
 #: Triton's names for a text model's tensors (its generate extension and vLLM backend).
 TEXT_INPUT = "text_input"

@@ -36,9 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from batchserve.datatypes import numpy_dtype
+from batchserve.datatypes import TensorSpec, numpy_dtype
 from batchserve.errors import InvalidInput
-from batchserve.runtimes.base import TensorSpec
 
 #: The HTTP header that says how long the JSON part of a binary body is.
 HEADER_LENGTH_HEADER = "Inference-Header-Content-Length"
@@ -246,9 +245,7 @@ def _check_against_specs(headers: list[_InputHeader], specs: Sequence[TensorSpec
                 f"input {h.name!r}: datatype {h.datatype} does not match the model's "
                 f"{spec.datatype}"
             )
-        if len(h.shape) != len(spec.shape) or any(
-            want != -1 and want != got for want, got in zip(spec.shape, h.shape, strict=True)
-        ):
+        if not spec.accepts(h.shape):
             raise InvalidInput(
                 f"input {h.name!r}: shape {list(h.shape)} does not match the model's "
                 f"{list(spec.shape)} (-1 is any size)"

@@ -24,9 +24,8 @@ import numpy as np
 
 from batchserve.codecs.labels import top_k
 from batchserve.codecs.v2 import BYTES_LENGTH_PREFIX, RequestedOutput
-from batchserve.datatypes import v2_datatype
+from batchserve.datatypes import TensorSpec, v2_datatype
 from batchserve.errors import InvalidInput
-from batchserve.runtimes.base import TensorSpec
 
 
 def encode_infer_response(

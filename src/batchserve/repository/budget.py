@@ -1,4 +1,4 @@
-"""The memory budget: sizes as operators write them, and which models to unload for room.
+"""The memory budget: which models to unload to make room for another.
 
 The budget is kept in the same currency as `LoadedModel.resident_bytes`, an
 estimate known *before* a load (see `loader.estimate_resident_bytes`): the
@@ -8,56 +8,10 @@ taken before its memory is spent.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
-from batchserve.errors import ConfigError
-
-_UNITS = {
-    "": 1,
-    "B": 1,
-    "K": 1000,
-    "KB": 1000,
-    "M": 1000**2,
-    "MB": 1000**2,
-    "G": 1000**3,
-    "GB": 1000**3,
-    "T": 1000**4,
-    "TB": 1000**4,
-    "KIB": 1024,
-    "MIB": 1024**2,
-    "GIB": 1024**3,
-    "TIB": 1024**4,
-}
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([A-Za-z]*)\s*$")
-
-
-def parse_size(text: str | int) -> int:
-    """'400MB' -> 400_000_000, '1.5GiB' -> 1_610_612_736, '2048' -> 2048 bytes.
-
-    MB and GB are powers of 1000, MiB and GiB powers of 1024, as their names say.
-    """
-    if isinstance(text, int):
-        return text
-    match = _SIZE.match(text)
-    unit = match.group(2).upper() if match else None
-    if match is None or unit not in _UNITS:
-        raise ConfigError(
-            f"size {text!r}: expected a number with an optional unit "
-            "(B, KB, MB, GB, TB, KiB, MiB, GiB, TiB), such as 400MB or 1.5GiB"
-        )
-    size = int(float(match.group(1)) * _UNITS[unit])
-    if size <= 0:
-        raise ConfigError(f"size {text!r} must be more than 0 bytes")
-    return size
-
-
-def format_size(size: int) -> str:
-    for unit, factor in (("GB", 1000**3), ("MB", 1000**2), ("KB", 1000)):
-        if size >= factor:
-            return f"{size / factor:.1f} {unit}"
-    return f"{size} B"
+from batchserve.units import format_size
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,12 @@
-"""One loaded version of one model: its description and the scheduler that runs it."""
+"""One loaded version of one model: what the server reaches a model through, and nothing else.
+
+`LoadedModel` is the boundary between the server and everything below it: the
+server asks it for the model's description (`inputs`, `outputs`, `platform`), its
+formats (`codec`), its shape (`workers`, `max_batch_size`, `stats()`), and hands it
+work (`submit`, `generate`). It never touches a scheduler or a runtime instance.
+The scheduling types that appear in this API are re-exported here, so the server
+imports them from the boundary, not from `scheduling/`.
+"""
 
 from __future__ import annotations
 
@@ -8,27 +16,39 @@ import functools
 import gc
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
-import numpy as np
-
-from batchserve.codecs.images import ImageCodec
-from batchserve.codecs.text import TextCodec
+from batchserve.codecs.model_codec import ModelCodec
 from batchserve.config import ModelConfig
+from batchserve.datatypes import TensorSpec
 from batchserve.errors import InvalidInput, SchedulerStopped
-from batchserve.runtimes.base import ModelInstance, TensorSpec
-from batchserve.scheduling.base import InferenceResult
+from batchserve.runtimes.base import ModelInstance
+from batchserve.scheduling.base import InferenceResult, SchedulerStats
 from batchserve.scheduling.continuous_batcher import (
     ContinuousBatcher,
     GenerationHandle,
+    GenerationResult,
     TokenCallback,
 )
 from batchserve.scheduling.factory import BuiltScheduler
 from batchserve.scheduling.sampling import SamplingParams
 
+__all__ = [
+    "GenerationHandle",
+    "GenerationResult",
+    "InferenceResult",
+    "LoadedModel",
+    "SamplingParams",
+    "SchedulerStats",
+    "TokenCallback",
+]
+
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: How many replacements a request may follow before it gives up (a chain of fast swaps).
 MAX_SUCCESSOR_HOPS = 8
@@ -36,7 +56,7 @@ MAX_SUCCESSOR_HOPS = 8
 
 @dataclass(eq=False)
 class LoadedModel:
-    """A model version ready to serve. The server reaches the model only through this.
+    """A model version ready to serve.
 
     When the manager swaps in a replacement it sets `successor` before it stops
     this one: a caller that took this object before the swap and submits after
@@ -47,35 +67,44 @@ class LoadedModel:
     name: str
     version: int
     config: ModelConfig
+    #: The tensors the model is served with (a text model's are text tensors).
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
-    built: BuiltScheduler
-    labels: list[str] | None = None
-    image_codec: ImageCodec | None = None
-    #: Text models (task generate or embed): tokenizer and tensor names.
-    text_codec: TextCodec | None = None
+    built: BuiltScheduler = field(repr=False)
+    codec: ModelCodec = field(default_factory=ModelCodec)
+    #: The v2 metadata platform ("onnxruntime_onnx", "pytorch_libtorch", ...).
+    platform: str = ""
     resident_bytes: int = 0
     loaded_at: float = field(default_factory=time.time)
-    platform: str = "onnxruntime_onnx"
     #: Every runtime instance the load created, closed when the model stops.
-    instances: tuple[ModelInstance, ...] = ()
+    instances: tuple[ModelInstance, ...] = field(default=(), repr=False)
     #: Which files it was loaded from (store signatures); a change means reload.
     source: str = ""
     load_seconds: float = 0.0
     successor: LoadedModel | None = field(default=None, repr=False)
 
-    def submit(
-        self, inputs: Mapping[str, np.ndarray], deadline: float | None = None
-    ) -> Future[InferenceResult]:
-        model: LoadedModel = self
-        for _ in range(MAX_SUCCESSOR_HOPS):
-            try:
-                return model.built.scheduler.submit(inputs, deadline)
-            except SchedulerStopped:
-                if model.successor is None:
-                    raise
-                model = model.successor
-        raise SchedulerStopped(f"model {self.name!r} was replaced too many times in a row")
+    # -- its shape, for admission, metrics and v2 config -----------------------------
+
+    @property
+    def workers(self) -> int:
+        """Runtime calls that run at once."""
+        return self.built.layout.workers
+
+    @property
+    def max_batch_size(self) -> int:
+        """Rows one runtime call may hold (sequences, for a generation model)."""
+        return self.built.layout.max_batch_size
+
+    def stats(self) -> SchedulerStats:
+        """Queue depth and busy workers now."""
+        return self.built.scheduler.stats()
+
+    # -- work ------------------------------------------------------------------------
+
+    def submit(self, inputs: Any, deadline: float | None = None) -> Future[InferenceResult]:
+        """Queue one request (tensors with the batch dimension first, or a Python model's
+        own decoded value); `deadline` is a `time.monotonic()` instant."""
+        return self._following_swaps(lambda model: model.built.scheduler.submit(inputs, deadline))
 
     def generate(
         self,
@@ -85,25 +114,28 @@ class LoadedModel:
         deadline: float | None = None,
         on_token: TokenCallback | None = None,
     ) -> GenerationHandle:
-        """Start a generation (task: generate); follows a swap as `submit` does."""
-        model: LoadedModel = self
-        for _ in range(MAX_SUCCESSOR_HOPS):
+        """Start a generation (task: generate)."""
+
+        def start(model: LoadedModel) -> GenerationHandle:
             scheduler = model.built.scheduler
             if not isinstance(scheduler, ContinuousBatcher):
                 raise InvalidInput(f"model {self.name!r} does not generate text")
+            return scheduler.generate(prompt, params, deadline=deadline, on_token=on_token)
+
+        return self._following_swaps(start)
+
+    def _following_swaps(self, call: Callable[[LoadedModel], T]) -> T:
+        """`call(self)`, or on its successor when this version stopped accepting work
+        because a replacement was swapped in."""
+        model: LoadedModel = self
+        for _ in range(MAX_SUCCESSOR_HOPS):
             try:
-                return scheduler.generate(prompt, params, deadline=deadline, on_token=on_token)
+                return call(model)
             except SchedulerStopped:
                 if model.successor is None:
                     raise
                 model = model.successor
         raise SchedulerStopped(f"model {self.name!r} was replaced too many times in a row")
-
-    @property
-    def image_input(self) -> str:
-        """The input an image goes to: the configured one, else the first."""
-        prep = self.config.preprocessing
-        return prep.input if prep and prep.input else self.inputs[0].name
 
     def stop(self, drain: bool = True, timeout: float | None = None) -> None:
         """Stop for good: refuse new work, finish (with `drain`) what was accepted, then

@@ -6,21 +6,27 @@ import logging
 import time
 from pathlib import Path
 
+from batchserve.codecs.classifier import ImageClassifier
 from batchserve.codecs.images import ImageCodec
 from batchserve.codecs.labels import load_labels
+from batchserve.codecs.model_codec import ModelCodec
 from batchserve.codecs.text import load_text_codec, served_specs
-from batchserve.config import ModelConfig, TensorConfig
-from batchserve.datatypes import numpy_dtype
-from batchserve.errors import ModelLoadError
+from batchserve.config import ModelConfig, TensorConfig, load_model_config
+from batchserve.datatypes import TensorSpec, numpy_dtype
+from batchserve.errors import ConfigError, ModelLoadError
+from batchserve.machine import cpu_count
 from batchserve.repository.loaded_model import LoadedModel
-from batchserve.runtimes import ModelInstance, RuntimeOptions, TensorSpec, load_instance
-from batchserve.scheduling.factory import build_continuous_batcher, build_scheduler
-from batchserve.scheduling.layout import cpu_count, file_fingerprint, sample_inputs
+from batchserve.runtimes import ModelInstance, Runtime, RuntimeOptions, get_runtime
+from batchserve.runtimes.registry import check_backend
+from batchserve.scheduling.factory import (
+    build_continuous_batcher,
+    build_scheduler,
+    shares_one_instance,
+)
+from batchserve.scheduling.layout import file_fingerprint, sample_inputs
 from batchserve.scheduling.workers import BatchObserver
 
 log = logging.getLogger(__name__)
-
-_PLATFORMS = {"onnx": "onnxruntime_onnx", "torch": "pytorch_libtorch"}
 
 
 def _declared(tensors: list[TensorConfig]) -> tuple[TensorSpec, ...] | None:
@@ -29,18 +35,41 @@ def _declared(tensors: list[TensorConfig]) -> tuple[TensorSpec, ...] | None:
     return tuple(TensorSpec(t.name, numpy_dtype(t.datatype), tuple(t.shape)) for t in tensors)
 
 
-def runtime_options(config: ModelConfig, threads: int | None) -> RuntimeOptions:
-    """What a runtime needs from model.yaml, and nothing else."""
+def read_config(path: Path) -> ModelConfig:
+    """A model.yaml, validated, whose backend this installation can serve; a ConfigError
+    names the file and the field."""
+    config = load_model_config(path)
+    try:
+        check_backend(config.backend)
+    except ValueError as exc:
+        raise ConfigError(f"{path}: backend: {exc}") from None
+    return config
+
+
+def runtime_options(
+    config: ModelConfig, runtime: Runtime, threads: int | None, model_dir: Path | None
+) -> RuntimeOptions:
+    """What a runtime needs from model.yaml, its own `options:` validated by it."""
+    try:
+        options = runtime.parse_options(config.options)
+    except ConfigError as exc:
+        where = model_dir / "model.yaml" if model_dir is not None else "model.yaml"
+        raise ConfigError(f"{where}: {exc}") from None
     return RuntimeOptions(
         intra_op_threads=threads,
         device=config.device,
-        providers=tuple(config.providers) if config.providers else None,
         allow_pickle=config.allow_pickle,
-        torch_module=config.torch.module,
-        torch_kwargs=dict(config.torch.kwargs),
+        allow_code=config.allow_code,
         inputs=_declared(config.inputs),
         outputs=_declared(config.outputs),
+        model_dir=model_dir,
+        options=options,
     )
+
+
+def artifact_path(config: ModelConfig, runtime: Runtime, version_dir: Path) -> Path:
+    """The version's artifact: model.yaml's `artifact`, else the runtime's default name."""
+    return version_dir / (config.artifact or runtime.default_artifact)
 
 
 def load_model_version(
@@ -61,20 +90,22 @@ def load_model_version(
     """
     started = time.perf_counter()
     version_dir = version_dir or model_dir / str(version)
-    artifact = version_dir / config.artifact_name()
-    if not artifact.is_file():
+    runtime = get_runtime(config.backend)
+    artifact = artifact_path(config, runtime, version_dir)
+    if not artifact.exists():
         raise ModelLoadError(f"{name} v{version}: {artifact} does not exist")
+    runtime_options(config, runtime, None, model_dir)  # a bad `options:` fails before loading
 
     created: list[ModelInstance] = []
 
     def make_instance(threads: int) -> ModelInstance:
-        instance = load_instance(config.backend, artifact, runtime_options(config, threads))
+        instance = runtime.load(artifact, runtime_options(config, runtime, threads, model_dir))
         created.append(instance)
         return instance
 
     built = None
     try:
-        # torch sets its thread count once per process: the probe must ask for the real one.
+        # Process-wide thread counts are set once: the probe must ask for the real one.
         threads = config.scheduler.threads
         probe = make_instance(threads if isinstance(threads, int) else cpu_count())
         inputs, outputs = probe.inputs, probe.outputs
@@ -83,14 +114,7 @@ def load_model_version(
             safe = probe.concurrency_safe
         probe.close()
 
-        labels = None
-        if config.labels:
-            labels_path = model_dir / config.labels
-            if not labels_path.is_file():
-                raise ModelLoadError(f"{name}: labels file {labels_path} does not exist")
-            labels = load_labels(labels_path)
-
-        text_codec = load_text_codec(config, model_dir)
+        codec = build_codec(name, config, model_dir, inputs, outputs)
         if config.generate is not None:
             built = build_continuous_batcher(
                 config.scheduler,
@@ -106,7 +130,7 @@ def load_model_version(
                 specs=inputs,
                 concurrency_safe=safe,
                 name=f"{name}-v{version}",
-                threads_per_instance=config.backend == "onnx",
+                threads_per_instance=not runtime.threads_per_process,
                 batchable=all(spec.batched for spec in inputs),
                 on_batch=on_batch,
                 cache_key=f"{config.backend}:{file_fingerprint(artifact)}",
@@ -123,11 +147,9 @@ def load_model_version(
             inputs=inputs,
             outputs=outputs,
             built=built,
-            labels=labels,
-            image_codec=ImageCodec(config.preprocessing) if config.preprocessing else None,
-            text_codec=text_codec,
+            codec=codec,
             resident_bytes=estimate_resident_bytes(weights_bytes(version_dir), distinct),
-            platform=_PLATFORMS[config.backend],
+            platform=runtime.platform,
             instances=tuple(created),
             source=source,
         )
@@ -143,6 +165,33 @@ def load_model_version(
     return model
 
 
+def build_codec(
+    name: str,
+    config: ModelConfig,
+    model_dir: Path,
+    inputs: tuple[TensorSpec, ...],
+    outputs: tuple[TensorSpec, ...],
+) -> ModelCodec:
+    """The model's request and response formats, from its model.yaml and files."""
+    labels = None
+    if config.labels:
+        labels_path = model_dir / config.labels
+        if not labels_path.is_file():
+            raise ModelLoadError(f"{name}: labels file {labels_path} does not exist")
+        labels = load_labels(labels_path)
+    predict = None
+    prep = config.preprocessing
+    if prep is not None:
+        predict = ImageClassifier(
+            image=ImageCodec(prep),
+            input_name=prep.input or inputs[0].name,
+            output_name=config.classification.output or outputs[0].name,
+            classification=config.classification,
+            labels=labels,
+        )
+    return ModelCodec(predict=predict, labels=labels, text=load_text_codec(config, model_dir))
+
+
 # -- memory estimate -------------------------------------------------------------------
 #
 # Why an estimate and not a measurement: the resident-size change around a load was
@@ -156,15 +205,17 @@ def load_model_version(
 # working arena, about as much again: 2 x the version's files, per distinct instance.
 
 
-def weights_bytes(version_dir: Path) -> int:
-    """Bytes of the version's files: the artifact and any external weights beside it."""
-    return sum(p.stat().st_size for p in version_dir.rglob("*") if p.is_file())
+def weights_bytes(path: Path) -> int:
+    """Bytes of a version's files (the artifact and any external weights beside it), or
+    of one artifact file."""
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
 def distinct_instances(config: ModelConfig, concurrency_safe: bool, workers: int) -> int:
-    """Instances that hold their own weights; the scheduler factory shares one instance
-    between all workers when that is safe, unless the config asks for a pool."""
-    return 1 if concurrency_safe and config.scheduler.kind != "pool" else workers
+    """Instances that hold their own weights: one when the scheduler shares it."""
+    return 1 if shares_one_instance(config.scheduler, concurrency_safe) else workers
 
 
 def estimate_resident_bytes(weights: int, distinct: int) -> int:
@@ -181,7 +232,9 @@ def predict_resident_bytes(config: ModelConfig, version_dir: Path) -> int:
         workers = sched.instances
     else:
         workers = cpu_count()
-    safe = config.backend == "onnx" if config.concurrency_safe is None else config.concurrency_safe
+    safe = config.concurrency_safe
+    if safe is None:
+        safe = get_runtime(config.backend).shared_by_default
     distinct = distinct_instances(config, safe, workers)
     return estimate_resident_bytes(weights_bytes(version_dir), distinct)
 
@@ -191,7 +244,6 @@ def _warm_up(model: LoadedModel) -> None:
     inputs = sample_inputs(model.inputs, 1)
     if inputs is None:
         return
-    stats = model.built.scheduler.stats()
-    futures = [model.submit(inputs) for _ in range(stats.workers)]
+    futures = [model.submit(inputs) for _ in range(model.workers)]
     for future in futures:
         future.result(timeout=60)

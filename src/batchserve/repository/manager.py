@@ -26,15 +26,16 @@ from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
-from batchserve.config import ModelConfig, load_model_config
+from batchserve.config import ModelConfig
 from batchserve.errors import BatchserveError, ModelNotFound, ModelNotReady
-from batchserve.repository.budget import NoRoom, Resident, format_size, plan_eviction
+from batchserve.repository.budget import NoRoom, Resident, plan_eviction
 from batchserve.repository.loaded_model import LoadedModel
-from batchserve.repository.loader import load_model_version, predict_resident_bytes
+from batchserve.repository.loader import load_model_version, predict_resident_bytes, read_config
 from batchserve.repository.poller import RepositoryPoller
 from batchserve.repository.store import ModelListing, ModelStore, StoreUnavailable
 from batchserve.repository.version_policy import versions_to_serve
 from batchserve.scheduling.workers import BatchObserver
+from batchserve.units import format_size
 
 log = logging.getLogger(__name__)
 
@@ -434,7 +435,7 @@ class ModelManager:
             problem = self._states.get((record.name, 0))
             return [problem.reason] if problem is not None else []
         try:
-            config = load_model_config(record.store.model_dir(record.name) / "model.yaml")
+            config = read_config(record.store.model_dir(record.name) / "model.yaml")
         except BatchserveError as exc:
             log.error("model %s: %s", record.name, exc)
             with self._lock:

@@ -1,37 +1,15 @@
-"""Runtimes: one module per framework behind the interface in `base`."""
+"""Runtimes: one module per framework behind the interface in `base`, found through
+`registry` by the `backend:` name."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from batchserve.errors import ModelLoadError
-from batchserve.runtimes.base import ModelInstance, Runtime, RuntimeOptions, TensorSpec
+from batchserve.runtimes.base import ModelInstance, Runtime, RuntimeOptions
+from batchserve.runtimes.registry import get_runtime
 
-__all__ = [
-    "ModelInstance",
-    "Runtime",
-    "RuntimeOptions",
-    "TensorSpec",
-    "get_runtime",
-    "load_instance",
-]
-
-
-def get_runtime(backend: str) -> Runtime:
-    """The runtime for a backend name; torch is imported only when asked for."""
-    if backend == "onnx":
-        from batchserve.runtimes.onnx import OnnxRuntime
-
-        return OnnxRuntime()
-    if backend == "torch":
-        try:
-            from batchserve.runtimes.torch import TorchRuntime
-        except ImportError as exc:
-            raise ModelLoadError(
-                "backend 'torch' needs the torch extra: pip install 'batchserve[torch]'"
-            ) from exc
-        return TorchRuntime()
-    raise ModelLoadError(f"unknown backend {backend!r}; expected 'onnx' or 'torch'")
+__all__ = ["ModelInstance", "Runtime", "RuntimeOptions", "get_runtime", "load_instance"]
 
 
 def load_instance(backend: str, path: Path, options: RuntimeOptions) -> ModelInstance:

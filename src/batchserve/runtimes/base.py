@@ -1,58 +1,56 @@
 """The one small interface every runtime implements.
 
-A runtime loads an artifact into a `ModelInstance`; an instance describes its
-inputs and outputs, runs one batch, and says whether one instance may be
-called from several threads at once. It knows nothing of queues, HTTP or S3.
+A `Runtime` is a framework: it declares what the rest of batchserve needs to know
+about it (its `backend:` name, the v2 platform, its default artifact and the files
+it recognises, whether threads are set per process or per instance, whether an
+instance is safe to share by default, its own `options:` in model.yaml) and loads
+an artifact into a `ModelInstance`. An instance describes its inputs and outputs,
+runs one batch, and says whether several threads may call it at once. Neither
+knows anything of queues, HTTP or S3.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar, Literal
 
-import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-from batchserve.datatypes import v2_datatype
+from batchserve.datatypes import TensorSpec
+from batchserve.errors import ConfigError
+
+#: How an instance takes a batch: a mapping of stacked tensors, or a list holding one
+#: opaque value per request (a Python model's own decoded inputs).
+BatchFormat = Literal["tensors", "list"]
 
 
-@dataclass(frozen=True)
-class TensorSpec:
-    """One input or output: name, numpy dtype, shape with -1 for a dynamic dimension."""
+class NoOptions(BaseModel):
+    """A runtime without options of its own: `options:` must be empty."""
 
-    name: str
-    dtype: np.dtype
-    shape: tuple[int, ...]
-
-    @property
-    def datatype(self) -> str:
-        return v2_datatype(self.dtype)
-
-    def metadata(self) -> dict[str, object]:
-        """As the v2 protocol's metadata describes a tensor."""
-        return {"name": self.name, "datatype": self.datatype, "shape": list(self.shape)}
-
-    @property
-    def batched(self) -> bool:
-        """Whether the first dimension is dynamic, so requests can be stacked on it."""
-        return bool(self.shape) and self.shape[0] == -1
+    model_config = ConfigDict(extra="forbid")
 
 
 @dataclass(frozen=True)
 class RuntimeOptions:
-    """How to load an instance; filled from model.yaml by the caller."""
+    """How to load an instance: what every runtime gets, plus its own validated options."""
 
     intra_op_threads: int | None = None
     inter_op_threads: int = 1
     device: str = "cpu"
-    providers: tuple[str, ...] | None = None
+    #: The operator's trust: unpickling Python objects, running the model's own code.
     allow_pickle: bool = False
-    torch_module: str | None = None
-    torch_kwargs: Mapping[str, object] = field(default_factory=dict)
+    allow_code: bool = False
     #: Declared in model.yaml; used where the artifact does not describe itself.
     inputs: tuple[TensorSpec, ...] | None = None
     outputs: tuple[TensorSpec, ...] | None = None
+    #: The folder holding model.yaml (where a Python model's code lives); None for a bare file.
+    model_dir: Path | None = None
+    #: model.yaml's `options:`, as the runtime's `Options` model validated them
+    #: (None: the runtime's defaults).
+    options: BaseModel | None = None
 
 
 class ModelInstance(ABC):
@@ -60,6 +58,8 @@ class ModelInstance(ABC):
 
     #: May several threads call `run` on this one instance at the same time?
     concurrency_safe: bool = False
+    #: "tensors": `run` takes stacked tensors; "list": one value per request.
+    batch_format: ClassVar[BatchFormat] = "tensors"
 
     @property
     @abstractmethod
@@ -70,8 +70,10 @@ class ModelInstance(ABC):
     def outputs(self) -> tuple[TensorSpec, ...]: ...
 
     @abstractmethod
-    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run one batch; every output keeps the batch dimension of the inputs."""
+    def run(self, inputs: Any) -> Any:
+        """Run one batch. With `batch_format` "tensors": a mapping of name -> array with
+        the batch dimension first, and every output keeps it. With "list": a list of
+        per-request values in, a list of as many results out, in order."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release what the instance holds; the default holds nothing special."""
@@ -85,9 +87,53 @@ class ModelInstance(ABC):
 
 
 class Runtime(ABC):
-    """A framework: loads artifacts of its kind into instances."""
+    """A framework: loads artifacts of its kind into instances.
 
-    name: str
+    The class attributes are what the loader, the safety check and the scheduler
+    factory ask instead of comparing backend names.
+    """
+
+    #: The `backend:` value in model.yaml.
+    name: ClassVar[str]
+    #: The v2 metadata `platform` (Triton's names where Triton has one).
+    platform: ClassVar[str]
+    #: The file (or folder) in a version folder when model.yaml names no `artifact`.
+    default_artifact: ClassVar[str]
+    #: Artifact suffixes it recognises, for `batchserve check FILE`.
+    suffixes: ClassVar[tuple[str, ...]] = ()
+    #: True when the framework's intra-op thread count is one setting for the whole
+    #: process (PyTorch, TensorFlow): then threads are not profiled per instance.
+    threads_per_process: ClassVar[bool] = False
+    #: Whether one instance may serve many threads when model.yaml (or `batchserve
+    #: check`) says nothing; the loaded instance's own `concurrency_safe` has the last word.
+    shared_by_default: ClassVar[bool] = False
+    #: model.yaml's `options:` for this runtime.
+    Options: ClassVar[type[BaseModel]] = NoOptions
+
+    @classmethod
+    def parse_options(cls, raw: Mapping[str, object] | None) -> BaseModel:
+        """Validate model.yaml's `options:`; a ConfigError names each bad field."""
+        try:
+            return cls.Options.model_validate(dict(raw or {}))
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"options.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+                for err in exc.errors()
+            )
+            raise ConfigError(f"backend {cls.name!r}: {problems}") from None
+
+    @classmethod
+    def recognises(cls, path: Path) -> bool:
+        """Whether `path` looks like an artifact of this runtime (by its suffix)."""
+        return path.suffix.lower() in cls.suffixes
 
     @abstractmethod
     def load(self, path: Path, options: RuntimeOptions) -> ModelInstance: ...
+
+    def options_of(self, options: RuntimeOptions) -> Any:
+        """The runtime's own options from `options` (its defaults when none were given)."""
+        if options.options is None:
+            return self.Options()
+        if not isinstance(options.options, self.Options):
+            raise TypeError(f"{self.name}: options must be {self.Options.__name__}")
+        return options.options

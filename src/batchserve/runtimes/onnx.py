@@ -2,19 +2,25 @@
 
 One `InferenceSession` may be called from many threads at once (ONNX Runtime
 documents `Run` as thread-safe), so instances say `concurrency_safe = True`.
+Intra-op threads are a session option, so each instance has its own count.
+
+model.yaml `options:`: `providers`, the execution providers to try in order
+(CPU is always last); `device: cuda` alone asks for the CUDA provider.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from pydantic import BaseModel, ConfigDict, Field
 
+from batchserve.datatypes import TensorSpec
 from batchserve.errors import InferenceError, InvalidInput, ModelLoadError
-from batchserve.runtimes.base import ModelInstance, Runtime, RuntimeOptions, TensorSpec
+from batchserve.runtimes.base import ModelInstance, Runtime, RuntimeOptions
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +49,7 @@ def _spec(arg: ort.NodeArg) -> TensorSpec:
     return TensorSpec(arg.name, dtype, shape)
 
 
-def choose_providers(requested: tuple[str, ...] | None, device: str) -> list[str]:
+def choose_providers(requested: Sequence[str] | None, device: str) -> list[str]:
     """The execution providers to use: what was asked for and is present, CPU last.
 
     A provider asked for but missing on this machine (CUDA on a CPU box) is
@@ -63,6 +69,16 @@ def choose_providers(requested: tuple[str, ...] | None, device: str) -> list[str
             [*chosen, "CPUExecutionProvider"],
         )
     return [*chosen, "CPUExecutionProvider"]
+
+
+class OnnxOptions(BaseModel):
+    """model.yaml `options:` for backend onnx."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    providers: list[str] | None = Field(
+        None, description="execution providers, e.g. [CUDAExecutionProvider]"
+    )
 
 
 class OnnxInstance(ModelInstance):
@@ -102,8 +118,14 @@ class OnnxRuntime(Runtime):
     """Loads `.onnx` files into ONNX Runtime sessions."""
 
     name = "onnx"
+    platform = "onnxruntime_onnx"
+    default_artifact = "model.onnx"
+    suffixes = (".onnx",)
+    shared_by_default = True
+    Options = OnnxOptions
 
     def load(self, path: Path, options: RuntimeOptions) -> OnnxInstance:
+        own: OnnxOptions = self.options_of(options)
         so = ort.SessionOptions()
         so.intra_op_num_threads = options.intra_op_threads or 0
         so.inter_op_num_threads = options.inter_op_threads
@@ -113,7 +135,7 @@ class OnnxRuntime(Runtime):
         if options.intra_op_threads and options.intra_op_threads > 1:
             # Several sessions share the cores; spinning threads would steal them from each other.
             so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        providers = choose_providers(options.providers, options.device)
+        providers = choose_providers(own.providers, options.device)
         try:
             session = ort.InferenceSession(str(path), sess_options=so, providers=providers)
         except Exception as exc:

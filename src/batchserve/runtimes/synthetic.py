@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from batchserve.runtimes.base import TensorSpec
+from batchserve.datatypes import TensorSpec
 
 
 def random_inputs(

@@ -27,11 +27,11 @@ from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 
+from batchserve.machine import cpu_count
 from batchserve.runtimes.base import ModelInstance
 from batchserve.safety.inputs import random_inputs
 from batchserve.safety.memory import MemoryEstimate, artifact_estimate
 from batchserve.safety.verdict import Finding, SafetyReport, decide
-from batchserve.scheduling.layout import cpu_count
 
 DEFAULT_THREADS = 8
 DEFAULT_ITERATIONS = 5

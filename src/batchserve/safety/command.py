@@ -16,11 +16,16 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from batchserve.config import load_model_config
 from batchserve.errors import BatchserveError, ModelLoadError
-from batchserve.repository.loader import runtime_options
+from batchserve.repository.loader import (
+    artifact_path,
+    read_config,
+    runtime_options,
+    weights_bytes,
+)
 from batchserve.repository.local_store import LocalStore
-from batchserve.runtimes import RuntimeOptions, load_instance
+from batchserve.runtimes import Runtime, RuntimeOptions, get_runtime
+from batchserve.runtimes.registry import runtime_for_artifact
 from batchserve.safety.analysis import (
     DEFAULT_ITERATIONS,
     DEFAULT_MEMORY_BUDGET,
@@ -29,20 +34,10 @@ from batchserve.safety.analysis import (
 )
 from batchserve.safety.config_writer import write_verdict
 from batchserve.safety.inputs import InputShapeError, parse_shape_arguments, resolve_input_shapes
-from batchserve.safety.memory import format_size, parse_size
 from batchserve.safety.verdict import SafetyReport
+from batchserve.units import format_size, parse_size
 
 EXIT_OK, EXIT_STATEFUL, EXIT_USAGE = 0, 1, 2
-
-_BACKEND_BY_SUFFIX = {
-    ".onnx": "onnx",
-    ".pt": "torch",
-    ".pt2": "torch",
-    ".pth": "torch",
-    ".bin": "torch",
-    ".ts": "torch",
-    ".safetensors": "torch",
-}
 
 
 def _size(text: str) -> int:
@@ -103,43 +98,50 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 class CheckTarget:
     """What to load and how, and the model.yaml that `--write` updates (None: a bare file)."""
 
-    backend: str
+    runtime: Runtime
     artifact: Path
     options: RuntimeOptions
     config_path: Path | None
 
+    @property
+    def backend(self) -> str:
+        return self.runtime.name
+
 
 def resolve_target(path: Path, torch_module: str | None, allow_pickle: bool) -> CheckTarget:
     """A model folder's newest version as its model.yaml says, or a bare artifact file."""
-    if path.is_dir():
-        if not (path / "model.yaml").is_file():
-            raise ModelLoadError(f"{path}: a model folder needs a model.yaml; or pass the artifact")
+    if path.is_dir() and (path / "model.yaml").is_file():
         store = LocalStore(path.parent)
         versions = store.list_versions(path.name)
         if not versions:
             raise ModelLoadError(f"{path}: no numbered version folder (1/, 2/, ...)")
         config_path = path / "model.yaml"
-        config = load_model_config(config_path)
-        artifact = store.fetch(path.name, versions[-1]) / config.artifact_name()
-        if not artifact.is_file():
+        config = read_config(config_path)
+        runtime = get_runtime(config.backend)
+        artifact = artifact_path(config, runtime, store.fetch(path.name, versions[-1]))
+        if not artifact.exists():
             raise ModelLoadError(f"{artifact} does not exist")
-        if torch_module and torch_module != config.torch.module:
+        if torch_module and torch_module != config.options.get("module"):
             raise ModelLoadError(
-                f"--torch-module differs from torch.module in {config_path}; set it there"
+                f"--torch-module differs from the module in {config_path}'s options; set it there"
             )
         if allow_pickle and not config.allow_pickle:
             raise ModelLoadError(f"--allow-pickle: set `allow_pickle: true` in {config_path}")
-        return CheckTarget(config.backend, artifact, runtime_options(config, None), config_path)
-    if not path.is_file():
+        options = runtime_options(config, runtime, None, path)
+        return CheckTarget(runtime, artifact, options, config_path)
+    if not path.exists():
         raise ModelLoadError(f"{path}: no such file or folder")
-    backend = _BACKEND_BY_SUFFIX.get(path.suffix)
-    if backend is None:
+    runtime = runtime_for_artifact(path)
+    if runtime is None:
+        if path.is_dir():
+            raise ModelLoadError(f"{path}: a model folder needs a model.yaml; or pass the artifact")
         raise ModelLoadError(
-            f"{path}: unknown artifact type {path.suffix!r}; expected one of "
-            f"{sorted(_BACKEND_BY_SUFFIX)}, or a model folder"
+            f"{path}: no installed backend recognises {path.suffix or 'this file'!r}; "
+            "pass a model folder whose model.yaml names the backend"
         )
-    options = RuntimeOptions(torch_module=torch_module, allow_pickle=allow_pickle)
-    return CheckTarget(backend, path, options, None)
+    raw = {"module": torch_module} if torch_module else {}
+    options = RuntimeOptions(allow_pickle=allow_pickle, options=runtime.parse_options(raw))
+    return CheckTarget(runtime, path, options, None)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -148,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
         if args.write and target.config_path is None:
             raise ModelLoadError("--write needs a model folder with a model.yaml, not a bare file")
         shapes_given = parse_shape_arguments(args.input_shape)
-        instance = load_instance(target.backend, target.artifact, target.options)
+        instance = target.runtime.load(target.artifact, target.options)
         try:
             shapes = resolve_input_shapes(instance, shapes_given)
             report = analyse(
@@ -157,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
                 threads=args.threads,
                 iterations=args.iterations,
                 memory_budget=args.memory_budget,
-                artifact_bytes=target.artifact.stat().st_size,
+                artifact_bytes=weights_bytes(target.artifact),
             )
         finally:
             instance.close()

@@ -6,8 +6,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from batchserve.datatypes import TensorSpec
 from batchserve.runtimes import synthetic
-from batchserve.runtimes.base import ModelInstance, TensorSpec
+from batchserve.runtimes.base import ModelInstance
 
 
 class InputShapeError(ValueError):
@@ -52,7 +53,7 @@ def resolve_input_shapes(
     for spec in specs:
         if spec.name in given:
             shape = given[spec.name]
-            if described and not _fits(shape, spec):
+            if described and not spec.accepts(shape):
                 raise InputShapeError(
                     f"--input-shape {list(shape)} does not fit input {spec.name!r} "
                     f"of shape {list(spec.shape)}"
@@ -64,22 +65,14 @@ def resolve_input_shapes(
                 f"the artifact does not say what shape input {spec.name!r} has; pass "
                 "--input-shape 1,3,224,224 (for example) or declare `inputs:` in model.yaml"
             )
-        dims = list(spec.shape)
-        if dims and dims[0] == -1:
-            dims[0] = 1
-        if any(d < 0 for d in dims):
+        shape = spec.concrete(1)
+        if shape is None:
             raise InputShapeError(
                 f"input {spec.name!r} has dynamic dimensions besides the batch: "
                 f"{list(spec.shape)}; pass --input-shape with every dimension"
             )
-        shapes[spec.name] = tuple(dims)
+        shapes[spec.name] = shape
     return shapes
-
-
-def _fits(shape: tuple[int, ...], spec: TensorSpec) -> bool:
-    return len(shape) == len(spec.shape) and all(
-        want in (-1, got) for want, got in zip(spec.shape, shape, strict=True)
-    )
 
 
 def random_inputs(

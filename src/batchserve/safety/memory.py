@@ -11,43 +11,10 @@ for the weights and as much again for working memory.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 #: Working memory assumed per byte of weights when activations cannot be measured.
 ACTIVATION_FACTOR = 1.0
-
-_UNITS = {
-    "": 1,
-    "B": 1,
-    "KB": 1000,
-    "MB": 1000**2,
-    "GB": 1000**3,
-    "TB": 1000**4,
-    "KIB": 1024,
-    "MIB": 1024**2,
-    "GIB": 1024**3,
-    "TIB": 1024**4,
-}
-
-
-def parse_size(text: str) -> int:
-    """'400MB' -> 400_000_000, '2GiB' -> 2_147_483_648, '1.5GB', '1024'. KB/MB/GB are
-    powers of 1000 and KiB/MiB/GiB powers of 1024, as in Kubernetes."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", text)
-    unit = match.group(2).upper() if match else ""
-    if len(unit) == 1 and unit != "B":
-        unit += "B"  # 2G means 2GB
-    if not match or unit not in _UNITS:
-        raise ValueError(f"{text!r} is not a size; expected e.g. 400MB or 2GB")
-    return int(float(match.group(1)) * _UNITS[unit])
-
-
-def format_size(size: int) -> str:
-    for unit in ("GB", "MB", "KB"):
-        if size >= _UNITS[unit]:
-            return f"{size / _UNITS[unit]:.1f} {unit}"
-    return f"{size} B"
 
 
 @dataclass(frozen=True)

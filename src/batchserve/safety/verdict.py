@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-from batchserve.safety.memory import MemoryEstimate, format_size, pool_size
+from batchserve.safety.memory import MemoryEstimate, pool_size
+from batchserve.units import format_size
 
 Verdict = Literal["shared", "pool", "stateful"]
 Status = Literal["pass", "fail", "warn", "skipped"]

@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from batchserve.config import GenerateConfig, PaddingConfig, SchedulerConfig
+from batchserve.datatypes import TensorSpec
 from batchserve.errors import ConfigError
-from batchserve.runtimes.base import ModelInstance, TensorSpec
+from batchserve.machine import cpu_count
+from batchserve.runtimes.base import ModelInstance
 from batchserve.runtimes.step_model import StepModel
 from batchserve.scheduling.base import Scheduler
 from batchserve.scheduling.batching import Padding
@@ -20,7 +22,6 @@ from batchserve.scheduling.layout import (
     Layout,
     LayoutChoice,
     choose_layout,
-    cpu_count,
 )
 from batchserve.scheduling.pool import InstancePool
 from batchserve.scheduling.shared import SharedInstance
@@ -31,10 +32,19 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class BuiltScheduler:
+    """A started-to-be scheduler and how it was laid out: its kind, the layout in force,
+    and the profile that chose it (None when nothing was measured)."""
+
     scheduler: Scheduler
     kind: str  # "shared" | "pool" | "batch" | "continuous"
     layout: Layout
     profile: LayoutChoice | None
+
+
+def shares_one_instance(config: SchedulerConfig, concurrency_safe: bool) -> bool:
+    """One instance serves every worker when that is safe (the weights once in memory),
+    unless the config asks for a pool of separate instances."""
+    return concurrency_safe and config.kind != "pool"
 
 
 def build_scheduler(
@@ -80,9 +90,7 @@ def build_scheduler(
     else:
         batches = list(BATCH_CANDIDATES)
 
-    # One instance serves every worker when that is safe (weights once in memory),
-    # unless the config asks for a pool of separate instances.
-    share = concurrency_safe and kind != "pool"
+    share = shares_one_instance(config, concurrency_safe)
     choice = choose_layout(
         make_instance=make_instance,
         specs=specs,

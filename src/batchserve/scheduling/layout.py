@@ -23,7 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from batchserve.runtimes.base import ModelInstance, TensorSpec
+from batchserve.datatypes import TensorSpec
+from batchserve.machine import cpu_count
+from batchserve.runtimes.base import ModelInstance
 from batchserve.runtimes.synthetic import random_inputs
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,9 @@ GOOD_ENOUGH = 0.95
 
 @dataclass(frozen=True)
 class Layout:
+    """How a model runs on this machine: `workers` runtime calls at once, each with
+    `threads` intra-op threads, on batches of up to `max_batch_size` rows."""
+
     workers: int
     threads: int
     max_batch_size: int
@@ -43,28 +48,22 @@ class Layout:
 
 @dataclass(frozen=True)
 class LayoutChoice:
+    """The layout chosen, every candidate measured (empty when nothing was), and whether
+    the answer came from the per-machine cache."""
+
     layout: Layout
     measured: tuple[Layout, ...]
     from_cache: bool
-
-
-def cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def sample_inputs(specs: Sequence[TensorSpec], rows: int) -> dict[str, np.ndarray] | None:
     """Synthetic inputs of `rows` rows, or None when a non-batch dimension is unknown."""
     shapes = {}
     for spec in specs:
-        dims = list(spec.shape)
-        if dims and dims[0] == -1:
-            dims[0] = rows
-        if any(d < 0 for d in dims):
+        shape = spec.concrete(rows)
+        if shape is None:
             return None
-        shapes[spec.name] = tuple(dims)
+        shapes[spec.name] = shape
     try:
         return random_inputs(specs, shapes)
     except ValueError:

@@ -17,6 +17,7 @@ from starlette.requests import Request
 
 from batchserve.errors import QueueFull
 from batchserve.repository.loaded_model import LoadedModel
+from batchserve.server.context import context
 
 
 class Admission:
@@ -46,15 +47,16 @@ class Admission:
 
 
 def admission_for(request: Request, model: LoadedModel) -> Admission:
-    """The model version's admission, made on first use (all on the event loop: no lock)."""
-    table: dict[tuple[str, int], Admission] = request.app.state.admissions
-    key = (model.name, model.version)
-    admission = table.get(key)
+    """The model version's admission, made on first use (all on the event loop: no lock).
+
+    Kept per loaded version, not per name and number: a reload (a changed model.yaml)
+    is a new `LoadedModel`, so its new bounds take effect at once, and the table
+    forgets a version once nothing refers to it any more."""
+    ctx = context(request)
+    admission = ctx.admissions.get(model)
     if admission is None:
-        layout = model.built.layout
-        decode_threads: int = request.app.state.cpu_threads
         # Enough in flight to keep every worker's next batch decoded and waiting.
-        limit = 2 * layout.workers * layout.max_batch_size + decode_threads
+        limit = 2 * model.workers * model.max_batch_size + ctx.cpu_threads
         admission = Admission(limit, model.config.scheduler.max_queue)
-        table[key] = admission
+        ctx.admissions[model] = admission
     return admission

@@ -16,13 +16,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 import batchserve
+from batchserve.machine import cpu_count
 from batchserve.repository.manager import ModelManager
 from batchserve.repository.store import open_store
-from batchserve.scheduling.layout import cpu_count
+from batchserve.server.context import AppContext, fetch_settings
 from batchserve.server.errors import EXCEPTION_HANDLERS, error_response
 from batchserve.server.metrics import ServerMetrics
 from batchserve.server.middleware import RequestContextMiddleware
-from batchserve.server.routes import predict, repository, text, v2
+from batchserve.server.routes import embed, generate, predict, repository, v2
 from batchserve.server.settings import ServerSettings
 
 log = logging.getLogger("batchserve.server")
@@ -47,17 +48,17 @@ def create_app(settings: ServerSettings, manager: ModelManager | None = None) ->
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        loader = threading.Thread(target=_load, args=(app,), name="model-loader", daemon=True)
+        loader = threading.Thread(target=_load, name="model-loader", daemon=True)
         loader.start()
         try:
             yield
         finally:
             # uvicorn has stopped accepting and finished the requests in flight.
             manager.stop(drain=True, timeout=settings.drain_timeout_s)
-            app.state.cpu_pool.shutdown(wait=False, cancel_futures=True)
+            ctx.cpu_pool.shutdown(wait=False, cancel_futures=True)
             log.info("stopped")
 
-    def _load(app: FastAPI) -> None:
+    def _load() -> None:
         try:
             manager.load_all()
         except Exception:
@@ -65,7 +66,7 @@ def create_app(settings: ServerSettings, manager: ModelManager | None = None) ->
         finally:
             if settings.poll_interval_s is not None:
                 manager.start_polling(settings.poll_interval_s)
-            app.state.ready.set()
+            ctx.loaded.set()
             states = manager.index()
             log.info(
                 "ready: %s",
@@ -78,18 +79,20 @@ def create_app(settings: ServerSettings, manager: ModelManager | None = None) ->
         lifespan=lifespan,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
     )
-    app.state.settings = settings
-    app.state.manager = manager
-    app.state.metrics = metrics
-    app.state.ready = threading.Event()
-    app.state.admissions = {}
-    app.state.cpu_threads = settings.decode_threads or cpu_count()
-    app.state.cpu_pool = ThreadPoolExecutor(app.state.cpu_threads, thread_name_prefix="cpu")
-    app.state.fetch_limits, app.state.fetch_policy = predict.fetch_settings(settings)
-    app.include_router(v2.router)
-    app.include_router(predict.router)
-    app.include_router(repository.router)
-    app.include_router(text.router)
+    cpu_threads = settings.decode_threads or cpu_count()
+    fetch_limits, fetch_policy = fetch_settings(settings)
+    ctx = AppContext(
+        settings=settings,
+        manager=manager,
+        metrics=metrics,
+        cpu_threads=cpu_threads,
+        cpu_pool=ThreadPoolExecutor(cpu_threads, thread_name_prefix="cpu"),
+        fetch_limits=fetch_limits,
+        fetch_policy=fetch_policy,
+    )
+    app.state.context = ctx
+    for routes in (v2, predict, repository, generate, embed):
+        app.include_router(routes.router)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:

@@ -21,11 +21,10 @@ from pathlib import Path
 
 import uvicorn
 
-from batchserve.errors import ConfigError
-from batchserve.repository.budget import parse_size
 from batchserve.repository.bundled import bundled_repositories
 from batchserve.server.app import create_app
 from batchserve.server.settings import ServerSettings
+from batchserve.units import parse_size
 
 log = logging.getLogger("batchserve.server")
 
@@ -88,7 +87,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _size(text: str) -> int:
     try:
         return parse_size(text)
-    except ConfigError as exc:
+    except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 

@@ -63,7 +63,7 @@ class _SchedulerCollector(Collector):
         )
         for model in self._models():
             labels = [model.name, str(model.version)]
-            stats = model.built.scheduler.stats()
+            stats = model.stats()
             queued.add_metric(labels, stats.queued)
             busy.add_metric(labels, stats.busy_workers)
             workers.add_metric(labels, stats.workers)

@@ -1,14 +1,17 @@
-"""`/v1/models/{name}[/versions/{v}]/predict`: an image in, top-k labels out.
+"""`/v1/models/{name}[/versions/{v}]/predict`: a request in the model's own format, its
+answer out; and `GET /v1/models`.
 
-The image comes as the raw body (image/jpeg, image/png, image/webp), as a
-multipart `file`, or as JSON `{"url": ...}` / `{"image_b64": ...}`.
+What the body is depends on the model's predict codec (`LoadedModel.codec.predict`).
+An image model takes the image as the raw body (image/jpeg, image/png, image/webp),
+as a multipart `file`, or as JSON `{"url": ...}` / `{"image_b64": ...}`, with
+`top_k` as a query parameter or JSON field, and answers the top-k labels. A Python
+model with its own `decode`/`encode` takes whatever body they read.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -20,22 +23,26 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from batchserve.codecs.images import IMAGE_MEDIA_TYPES
-from batchserve.codecs.predictions import scores_from_output, top_k_labels
-from batchserve.codecs.url_fetch import FetchLimits, FetchPolicy, fetch_image
+from batchserve.codecs.model_codec import PredictCodec
+from batchserve.codecs.url_fetch import fetch_image
 from batchserve.errors import InvalidInput, UnsupportedMediaType, UrlRefused
-from batchserve.repository.loaded_model import LoadedModel
 from batchserve.server.admission import admission_for
-from batchserve.server.body import read_body
+from batchserve.server.context import context
 from batchserve.server.errors import HTTPError
-from batchserve.server.inference import find_model, infer, manager, metrics, off_loop, settings
+from batchserve.server.inference import infer, requested_model
+from batchserve.server.requests import model_route, parse_json_object, read_body
 
 router = APIRouter(tags=["predict"])
 
 
 @dataclass
-class ImageRequest:
+class PredictRequest:
+    """A /predict request once its envelope is opened: the bytes the model's codec
+    decodes, their media type, and the request's parameters (query and JSON fields)."""
+
     data: bytes
-    top_k: int | None
+    content_type: str
+    parameters: dict[str, Any]
 
 
 @router.get("/v1/models")
@@ -45,50 +52,44 @@ async def list_models(request: Request) -> JSONResponse:
         {
             "models": [
                 {"name": s.name, "version": s.version, "state": s.state, "reason": s.reason}
-                for s in manager(request).index()
+                for s in context(request).manager.index()
             ]
         }
     )
 
 
-@router.post("/v1/models/{name}/predict")
-async def predict_latest(request: Request, name: str) -> JSONResponse:
-    """Classify an image with the newest loaded version."""
-    return await _predict(request, name, None)
-
-
-@router.post("/v1/models/{name}/versions/{version}/predict")
-async def predict_version(request: Request, name: str, version: str) -> JSONResponse:
-    """Classify an image with one version."""
-    return await _predict(request, name, version)
-
-
-async def _predict(request: Request, name: str, version: str | None) -> JSONResponse:
+@model_route(router, "POST", "/v1/models/{name}/predict")
+async def predict(request: Request) -> JSONResponse:
+    """Run one request in the model's own format: for an image model, classify an image."""
     started = time.perf_counter()
-    model = await find_model(request, name, version)
-    if model.image_codec is None:
+    ctx = context(request)
+    model = await requested_model(request)
+    codec = model.codec.predict
+    if codec is None:
         raise HTTPError(
             400,
-            f"model {name!r} has no image preprocessing; send tensors to "
-            f"/v2/models/{name}/infer instead",
+            f"model {model.name!r} has no /predict format (no image preprocessing, no "
+            f"decode of its own); send tensors to /v2/models/{model.name}/infer instead",
         )
-    image = await _read_image_request(request)
-    top_k = _top_k(request, image.top_k, model)
-    metrics(request).image_bytes.labels(model.name).observe(len(image.data))
+    if codec.takes_images:
+        body = await _read_image_request(request)
+        ctx.metrics.image_bytes.labels(model.name).observe(len(body.data))
+    else:
+        body = await _read_raw_request(request)
+    parameters = _parameters(request, codec, body.parameters)
 
     async with admission_for(request, model).slot():
         decode_started = time.perf_counter()
-        tensor = await off_loop(request, model.image_codec.decode, image.data)
+        inputs = await ctx.off_loop(codec.decode, body.data, body.content_type)
         decode_s = time.perf_counter() - decode_started
-        metrics(request).stage.labels(model.name, "decode").observe(decode_s)
-        result = await infer(request, model, {model.image_input: tensor})
-    output = model.config.classification.output or model.outputs[0].name
-    scores = scores_from_output(result.outputs[output][0], model.config.classification)
+        ctx.metrics.stage.labels(model.name, "decode").observe(decode_s)
+        result = await infer(request, model, inputs)
+    answer = await ctx.off_loop(codec.encode, result.outputs, parameters)
     return JSONResponse(
         {
             "model": model.name,
             "version": model.version,
-            "predictions": top_k_labels(scores, top_k, model.labels),
+            **answer,
             "timings_ms": {
                 "decode": round(decode_s * 1000, 3),
                 "queue": round(result.queue_s * 1000, 3),
@@ -100,25 +101,44 @@ async def _predict(request: Request, name: str, version: str | None) -> JSONResp
     )
 
 
-def _top_k(request: Request, from_body: int | None, model: LoadedModel) -> int:
-    raw: Any = request.query_params.get("top_k", from_body)
+def _parameters(request: Request, codec: PredictCodec, from_body: dict[str, Any]) -> dict[str, Any]:
+    """The query parameters over the body's; for an image model, `top_k` checked."""
+    parameters = {**from_body, **request.query_params}
+    if codec.takes_images:
+        parameters["top_k"] = _top_k(request, parameters.get("top_k"))
+    return parameters
+
+
+def _top_k(request: Request, raw: Any) -> int:
     if raw is None:
         return 5
+    if isinstance(raw, bool):
+        raise InvalidInput(f"top_k must be a whole number, not {raw!r}")
     try:
         k = int(raw)
     except (TypeError, ValueError):
         raise InvalidInput(f"top_k must be a whole number, not {raw!r}") from None
-    limit = settings(request).max_top_k
+    limit = context(request).settings.max_top_k
     if not 1 <= k <= limit:
         raise InvalidInput(f"top_k must be between 1 and {limit}, not {k}")
     return k
 
 
-async def _read_image_request(request: Request) -> ImageRequest:
-    limit = settings(request).max_body_bytes
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def _read_raw_request(request: Request) -> PredictRequest:
+    limit = context(request).settings.max_body_bytes
+    content_type = request.headers.get("content-type", "")
+    return PredictRequest(await read_body(request, limit), content_type, {})
+
+
+async def _read_image_request(request: Request) -> PredictRequest:
+    limit = context(request).settings.max_body_bytes
+    media_type = _media_type(request)
     if media_type in IMAGE_MEDIA_TYPES or media_type == "application/octet-stream":
-        return ImageRequest(await read_body(request, limit), None)
+        return PredictRequest(await read_body(request, limit), media_type, {})
     if media_type == "multipart/form-data":
         return await _read_multipart(request, limit)
     if media_type == "application/json":
@@ -129,7 +149,7 @@ async def _read_image_request(request: Request) -> ImageRequest:
     )
 
 
-async def _read_multipart(request: Request, limit: int) -> ImageRequest:
+async def _read_multipart(request: Request, limit: int) -> PredictRequest:
     body = await read_body(request, limit)
 
     async def replay() -> dict[str, Any]:
@@ -146,51 +166,31 @@ async def _read_multipart(request: Request, limit: int) -> ImageRequest:
             raise InvalidInput("multipart body needs a 'file' field holding the image")
         data = await upload.read()
         top_k = form.get("top_k")
-        return ImageRequest(data, int(top_k) if isinstance(top_k, str) and top_k else None)
-    except ValueError:
-        raise InvalidInput("top_k must be a whole number") from None
+        parameters = {"top_k": top_k} if isinstance(top_k, str) and top_k else {}
+        return PredictRequest(data, upload.content_type or "", parameters)
     finally:
         await form.close()
 
 
-async def _read_json(request: Request, limit: int) -> ImageRequest:
-    body = await read_body(request, limit)
-    try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"body is not valid JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise InvalidInput("JSON body must be an object with 'url' or 'image_b64'")
+async def _read_json(request: Request, limit: int) -> PredictRequest:
+    doc = parse_json_object(await read_body(request, limit))
     top_k = doc.get("top_k")
     if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool)):
         raise InvalidInput(f"top_k must be a whole number, not {top_k!r}")
+    parameters = {"top_k": top_k} if top_k is not None else {}
     if isinstance(doc.get("image_b64"), str):
         try:
             data = base64.b64decode(doc["image_b64"], validate=True)
         except (binascii.Error, ValueError) as exc:
             raise InvalidInput(f"image_b64 is not valid base64: {exc}") from None
-        return ImageRequest(data, top_k)
+        return PredictRequest(data, "", parameters)
     if isinstance(doc.get("url"), str):
-        if not settings(request).url_fetch:
+        ctx = context(request)
+        if not ctx.settings.url_fetch:
             raise UrlRefused("fetching images by URL is switched off on this server")
         # Waiting on the network, not the CPU: anyio's thread pool (bounded, 40), not ours.
         fetched = await run_in_threadpool(
-            fetch_image,
-            doc["url"],
-            request.app.state.fetch_limits,
-            request.app.state.fetch_policy,
+            fetch_image, doc["url"], ctx.fetch_limits, ctx.fetch_policy
         )
-        return ImageRequest(fetched.content, top_k)
+        return PredictRequest(fetched.content, "", parameters)
     raise InvalidInput("JSON body needs 'url' (a string) or 'image_b64' (base64 of the image)")
-
-
-def fetch_settings(s: Any) -> tuple[FetchLimits, FetchPolicy]:
-    """The URL fetcher's limits and policy from the server settings."""
-    limits = FetchLimits(max_bytes=s.url_max_bytes, total_timeout_s=s.url_timeout_s)
-    policy = FetchPolicy(
-        allow_hosts=s.url_allow_hosts,
-        allow_networks=s.url_allow_networks,
-        allow_private=s.url_allow_private,
-        allow_loopback=s.url_allow_loopback,
-    )
-    return limits, policy

@@ -7,7 +7,6 @@ outcome without holding a thread, as Triton's load answers once it is done.
 from __future__ import annotations
 
 import asyncio
-import json
 from concurrent.futures import Future
 
 from fastapi import APIRouter
@@ -15,9 +14,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from batchserve.errors import DeadlineExceeded, ModelNotReady
-from batchserve.server.body import read_body
+from batchserve.server.context import context
 from batchserve.server.errors import HTTPError
-from batchserve.server.inference import manager, settings
+from batchserve.server.requests import parse_json_object, read_body
 
 router = APIRouter(tags=["repository"])
 
@@ -39,7 +38,7 @@ async def repository_index(request: Request) -> JSONResponse:
                 "state": s.state,
                 "reason": s.reason,
             }
-            for s in manager(request).index()
+            for s in context(request).manager.index()
             if not ready_only or s.state == "READY"
         ]
     )
@@ -51,7 +50,8 @@ async def load_model(request: Request, name: str) -> JSONResponse:
     body = await _json_body(request)
     if body.get("parameters"):
         raise HTTPError(400, "load parameters (config or file overrides) are not supported")
-    await _outcome(request, manager(request).request_load(name), f"loading {name!r}")
+    manager = context(request).manager
+    await _outcome(request, manager.request_load(name), f"loading {name!r}")
     return JSONResponse({})
 
 
@@ -59,13 +59,14 @@ async def load_model(request: Request, name: str) -> JSONResponse:
 async def unload_model(request: Request, name: str) -> JSONResponse:
     """Unload every version of `name` once its accepted requests are done."""
     await _json_body(request)
-    await _outcome(request, manager(request).request_unload(name), f"unloading {name!r}")
+    manager = context(request).manager
+    await _outcome(request, manager.request_unload(name), f"unloading {name!r}")
     return JSONResponse({})
 
 
 async def _outcome(request: Request, future: Future[None], what: str) -> None:
     # A load may profile the model for a few seconds: allow it more than an inference.
-    timeout = max(settings(request).request_timeout_s, 120.0)
+    timeout = max(context(request).settings.request_timeout_s, 120.0)
     try:
         # Shielded: the operator asked for it, so it finishes even if this wait gives up.
         await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), timeout)
@@ -78,13 +79,6 @@ async def _outcome(request: Request, future: Future[None], what: str) -> None:
 
 
 async def _json_body(request: Request) -> dict[str, object]:
+    """The control request's JSON object; an empty body is an empty object."""
     raw = await read_body(request, MAX_CONTROL_BODY)
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise HTTPError(400, f"body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise HTTPError(400, "body must be a JSON object")
-    return body
+    return parse_json_object(raw) if raw.strip() else {}

@@ -16,12 +16,12 @@ from batchserve.codecs.v2_response import (
     model_ready_body,
     server_metadata,
 )
-from batchserve.repository.loaded_model import LoadedModel
 from batchserve.server.admission import admission_for
-from batchserve.server.body import read_body
+from batchserve.server.context import context
 from batchserve.server.errors import HTTPError, error_response
-from batchserve.server.inference import find_model, infer, manager, off_loop, settings
-from batchserve.server.routes import text
+from batchserve.server.inference import infer, requested_model
+from batchserve.server.requests import model_path, model_route, read_body
+from batchserve.server.text import infer_text
 
 router = APIRouter(tags=["v2"])
 
@@ -40,79 +40,59 @@ async def live() -> JSONResponse:
 
 @router.get("/v2/health/ready")
 async def ready(request: Request) -> JSONResponse:
-    if request.app.state.ready.is_set() and manager(request).is_ready():
+    if context(request).is_ready():
         return JSONResponse({"ready": True})
     return error_response(503, "models are still loading")
 
 
-@router.get("/v2/models/{name}")
-async def model_meta(request: Request, name: str) -> JSONResponse:
-    return _metadata(request, await find_model(request, name, None), all_versions=True)
-
-
-@router.get("/v2/models/{name}/versions/{version}")
-async def model_version_meta(request: Request, name: str, version: str) -> JSONResponse:
-    return _metadata(request, await find_model(request, name, version), all_versions=False)
-
-
-@router.get("/v2/models/{name}/ready")
-async def model_ready(request: Request, name: str) -> JSONResponse:
-    model = await find_model(request, name, None)
-    return JSONResponse(model_ready_body(model.name, True))
-
-
-@router.get("/v2/models/{name}/versions/{version}/ready")
-async def model_version_ready(request: Request, name: str, version: str) -> JSONResponse:
-    model = await find_model(request, name, version)
-    return JSONResponse(model_ready_body(model.name, True, model.version))
-
-
-@router.get("/v2/models/{name}/config")
-async def model_config(request: Request, name: str) -> JSONResponse:
-    """The model's model.yaml as the server understood it (Triton's config endpoint)."""
-    model = await find_model(request, name, None)
-    body = model.config.model_dump(mode="json")
-    body["name"] = model.name
-    body["max_batch_size"] = model.built.layout.max_batch_size
-    return JSONResponse(body)
-
-
-@router.post("/v2/models/{name}/infer")
-async def infer_latest(request: Request, name: str) -> Response:
-    return await _infer(request, await find_model(request, name, None))
-
-
-@router.post("/v2/models/{name}/versions/{version}/infer")
-async def infer_version(request: Request, name: str, version: str) -> Response:
-    return await _infer(request, await find_model(request, name, version))
-
-
-def _metadata(request: Request, model: LoadedModel, *, all_versions: bool) -> JSONResponse:
+@model_route(router, "GET", "/v2/models/{name}")
+async def model_meta(request: Request) -> JSONResponse:
+    """The model's metadata; without a version, every loaded version is listed."""
+    model = await requested_model(request)
     versions = [model.version]
-    if all_versions:
-        versions = sorted(m.version for m in manager(request).loaded() if m.name == model.name)
+    if model_path(request)[1] is None:
+        loaded = context(request).manager.loaded()
+        versions = sorted(m.version for m in loaded if m.name == model.name)
     return JSONResponse(
         model_metadata(model.name, versions, model.platform, model.inputs, model.outputs)
     )
 
 
-async def _infer(request: Request, model: LoadedModel) -> Response:
-    body = await read_body(request, settings(request).max_body_bytes)
+@model_route(router, "GET", "/v2/models/{name}/ready")
+async def model_ready(request: Request) -> JSONResponse:
+    model = await requested_model(request)
+    version = model.version if model_path(request)[1] is not None else None
+    return JSONResponse(model_ready_body(model.name, True, version))
+
+
+@router.get("/v2/models/{name}/config")
+async def model_config(request: Request) -> JSONResponse:
+    """The model's model.yaml as the server understood it (Triton's config endpoint)."""
+    model = await requested_model(request)
+    body = model.config.model_dump(mode="json")
+    body["name"] = model.name
+    body["max_batch_size"] = model.max_batch_size
+    return JSONResponse(body)
+
+
+@model_route(router, "POST", "/v2/models/{name}/infer")
+async def infer_tensors(request: Request) -> Response:
+    ctx = context(request)
+    model = await requested_model(request)
+    body = await read_body(request, ctx.settings.max_body_bytes)
     header_length = _header_length(request, len(body))
     async with admission_for(request, model).slot():
-        decoded = await off_loop(
-            request,
+        decoded = await ctx.off_loop(
             lambda: decode_infer_request(
                 body, header_length, model.inputs, output_specs=model.outputs
             ),
         )
-        if model.text_codec is not None:  # a text model: text tensors in and out
-            outputs = await text.infer_text(request, model, decoded)
+        if model.codec.text is not None:  # a text model: text tensors in and out
+            outputs = await infer_text(request, model, decoded)
         else:
             outputs = (await infer(request, model, decoded.inputs)).outputs
-    labels = {spec.name: model.labels for spec in model.outputs} if model.labels else None
-    payload, json_length = await off_loop(
-        request,
+    labels = model.codec.labels
+    payload, json_length = await ctx.off_loop(
         lambda: encode_infer_response(
             model.name,
             model.version,
@@ -120,7 +100,7 @@ async def _infer(request: Request, model: LoadedModel) -> Response:
             outputs,
             decoded.outputs,
             decoded.binary_data_output,
-            labels=labels,
+            labels={spec.name: labels for spec in model.outputs} if labels else None,
         ),
     )
     if json_length is None:

@@ -1,15 +1,17 @@
-"""Durations, rates and concurrency lists as the command line writes them."""
+"""Sizes, durations, rates and concurrency lists as operators write them."""
 
 from __future__ import annotations
 
 import pytest
 
-from batchserve.bench.units import (
+from batchserve.units import (
     format_rate,
+    format_size,
     parse_concurrency,
     parse_duration,
     parse_rate,
     parse_rates,
+    parse_size,
 )
 
 
@@ -43,3 +45,38 @@ def test_rate_and_concurrency_lists():
             parse_concurrency(bad)
     with pytest.raises(ValueError):
         parse_rate("0/s")
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("400MB", 400_000_000),
+        ("2GB", 2_000_000_000),
+        ("1.5GiB", 1_610_612_736),
+        ("512MiB", 512 * 1024**2),
+        ("2048", 2048),
+        ("10 kb", 10_000),
+        ("0.5G", 500_000_000),
+    ],
+)
+def test_parse_size(text, size):
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["", "MB", "12 parsecs", "-1GB", "0", "1..2MB"])
+def test_parse_size_refuses_nonsense(text):
+    with pytest.raises(ValueError):
+        parse_size(text)
+
+
+def test_sizes_parse_in_si_and_binary_units():
+    assert parse_size("400MB") == 400_000_000
+    assert parse_size("2GB") == 2_000_000_000
+    assert parse_size("1.5G") == 1_500_000_000
+    assert parse_size("2GiB") == 2 * 1024**3
+    assert parse_size("1024") == 1024
+
+
+def test_sizes_format_in_the_units_they_parse_in():
+    assert format_size(400_000_000) == "400.0 MB"
+    assert parse_size("400.0 MB") == 400_000_000

@@ -1,0 +1,125 @@
+"""Request plumbing every route shares: reading bodies within their bound, JSON objects,
+which model and version a path names, waiting for a result without outliving the
+client or the deadline, and declaring a model endpoint with and without `/versions/{v}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from fastapi import APIRouter
+from starlette.requests import Request
+
+from batchserve.errors import DeadlineExceeded, InvalidInput, PayloadTooLarge
+from batchserve.repository.loaded_model import LoadedModel
+from batchserve.server.context import context
+from batchserve.server.errors import ClientDisconnected, HTTPError
+
+T = TypeVar("T")
+
+
+def model_route(router: APIRouter, method: str, path: str, **kwargs: Any) -> Callable[[T], T]:
+    """Declare a handler at `path` and at the same path for one version: `{version}`
+    goes after `{name}` ("/v1/models/{name}/predict" and
+    "/v1/models/{name}/versions/{version}/predict"). The handler reads both from
+    `model_path(request)`."""
+    if "{name}" not in path:
+        raise ValueError(f"{path}: a model route needs {{name}}")
+    versioned = path.replace("{name}", "{name}/versions/{version}", 1)
+
+    def declare(handler: T) -> T:
+        router.add_api_route(path, handler, methods=[method], **kwargs)  # type: ignore[arg-type]
+        router.add_api_route(versioned, handler, methods=[method], **kwargs)  # type: ignore[arg-type]
+        return handler
+
+    return declare
+
+
+def model_path(request: Request) -> tuple[str, str | None]:
+    """The model name and the version (None: the newest) that the path names."""
+    params = request.path_params
+    return params["name"], params.get("version")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, or PayloadTooLarge (413) as soon as it would pass `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError:
+            raise HTTPError(400, f"Content-Length {declared!r} is not a number") from None
+        if size > limit:
+            raise PayloadTooLarge(f"body of {size} bytes is over the limit of {limit} bytes")
+    chunks: list[bytes] = []
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise PayloadTooLarge(f"body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json_object(body: bytes, what: str = "the body") -> dict[str, Any]:
+    """`body` as a JSON object; anything else is the client's error."""
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"{what} is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise InvalidInput(f"{what} must be a JSON object")
+    return doc
+
+
+async def read_json_object(request: Request, limit: int | None = None) -> dict[str, Any]:
+    """The body as a JSON object, read within `limit` (default: --max-body-mb)."""
+    if limit is None:
+        limit = context(request).settings.max_body_bytes
+    return parse_json_object(await read_body(request, limit))
+
+
+def request_timeout(request: Request, model: LoadedModel) -> float:
+    """Seconds a request to `model` may take: --request-timeout, or the model's own
+    `scheduler.timeout_ms` when that is shorter."""
+    timeout = context(request).settings.request_timeout_s
+    if model.config.scheduler.timeout_ms is not None:
+        timeout = min(timeout, model.config.scheduler.timeout_ms / 1000.0)
+    return timeout
+
+
+async def wait_or_disconnect(
+    request: Request,
+    waiting: asyncio.Future[T],
+    timeout: float,
+    *,
+    on_abandon: Callable[[], None] | None = None,
+) -> T:
+    """The result of `waiting`, unless the client hangs up first (`ClientDisconnected`,
+    499: nobody reads the answer) or `timeout` passes (`DeadlineExceeded`). Either way
+    `waiting` is cancelled and `on_abandon` called, so work still queued for a client
+    that is gone never runs. Call only once the body has been read whole."""
+    hung_up = asyncio.ensure_future(_client_gone(request))
+    try:
+        done, _ = await asyncio.wait(
+            {waiting, hung_up}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        hung_up.cancel()
+    if waiting not in done:
+        waiting.cancel()
+        if on_abandon is not None:
+            on_abandon()
+        if hung_up in done:
+            raise ClientDisconnected("the client closed the connection before the result")
+        raise DeadlineExceeded(f"no result within the request timeout of {timeout:g} s")
+    return waiting.result()
+
+
+async def _client_gone(request: Request) -> None:
+    """Returns once the client disconnects; call only after the body was read whole."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass

@@ -10,13 +10,16 @@ answered by version 2.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import threading
 import time
+from collections import Counter
 
 import httpx
 import numpy as np
 
+from tests import onnx_builders
 from tests.live_server import LiveServer
 from tests.repository.builders import (
     add_version,
@@ -124,3 +127,49 @@ def test_a_broken_new_version_leaves_the_old_one_serving(tmp_path):
         np.testing.assert_allclose(
             answer(httpx.post(url, json=infer_body())), expected(2), rtol=1e-5
         )
+
+
+SLOW_YAML = (
+    "scheduler: {{kind: pool, instances: 1, threads: 1, max_batch_size: 1, max_queue: {}}}\n"
+    "warmup: false\n"
+)
+#: More requests at once than one slow instance, 3 admission slots and a queue of 1 hold.
+BURST = 24
+
+
+def _burst(url: str) -> Counter[int]:
+    """`BURST` requests sent at once, each on a connection of its own: their status codes."""
+    row = ",".join(["1"] * 768)
+    body = f'{{"inputs":[{{"name":"x","datatype":"FP32","shape":[1,768],"data":[{row}]}}]}}'
+
+    async def send_all() -> list[int]:
+        limits = httpx.Limits(max_connections=BURST)
+        async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+            headers = {"content-type": "application/json"}
+            responses = await asyncio.gather(
+                *(client.post(url, content=body, headers=headers) for _ in range(BURST))
+            )
+        return [r.status_code for r in responses]
+
+    return Counter(asyncio.run(send_all()))
+
+
+def test_a_raised_max_queue_admits_after_the_reload_the_burst_it_refused_before(tmp_path):
+    onnx_builders.slow_model(tmp_path / "slow" / "1" / "model.onnx")
+    model_yaml = tmp_path / "slow" / "model.yaml"
+    model_yaml.write_text(SLOW_YAML.format(1))
+    # One decode thread: the admission lets 2 x 1 worker x batch 1 + 1 requests in at once.
+    with LiveServer([tmp_path], "--poll-interval", "0.5", "--decode-threads", "1") as server:
+        url = f"{server.url}/v2/models/slow/infer"
+        before = _burst(url)
+        assert set(before) == {200, 503}, before  # some refused: "queue is full"
+
+        model_yaml.write_text(SLOW_YAML.format(256))
+
+        def reloaded() -> bool:
+            config = httpx.get(f"{server.url}/v2/models/slow/config", timeout=10).json()
+            return config["scheduler"]["max_queue"] == 256
+
+        wait_for(reloaded, 30, "the changed model.yaml to be loaded")
+        wait_for(lambda: state(server.url, "slow", 1) == "READY", 30, "the reload to serve")
+        assert _burst(url) == Counter({200: BURST})

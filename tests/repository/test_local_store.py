@@ -6,7 +6,7 @@ import pytest
 
 from batchserve.errors import ModelNotFound
 from batchserve.repository.local_store import LocalStore
-from batchserve.repository.store import open_store
+from batchserve.repository.stores import open_store
 from tests.repository.builders import add_version
 
 

@@ -156,3 +156,46 @@ def test_the_first_store_that_has_a_model_wins(tmp_path, managers):
     manager.load_all()
     np.testing.assert_allclose(_run(manager, "m"), expected(11), rtol=1e-5)
     assert manager.get("other").version == 1
+
+
+def test_a_config_error_clears_when_the_original_file_returns_with_its_old_mtime(
+    tmp_path, managers
+):
+    add_version(tmp_path, "m", 1)
+    config = tmp_path / "m" / "model.yaml"
+    saved = shutil.copy2(config, tmp_path / "model.yaml.saved")
+    manager = _manager(managers, LocalStore(tmp_path))
+    manager.load_all()
+
+    config.write_text("scheduler: {kind: shared, max_queue: -3}\n")
+    manager.poll()
+    problem = {(s.name, s.version): s for s in manager.index()}[("m", 0)]
+    assert problem.state == "UNAVAILABLE"
+    assert "max_queue" in problem.reason
+
+    shutil.copy2(saved, config)  # the original bytes and modification time, as `cp -p`
+    manager.poll()
+    assert _states(manager) == {("m", 1): "READY"}
+    manager.request_load("m").result(timeout=30)  # an explicit load finds nothing wrong
+    np.testing.assert_allclose(_run(manager, "m"), expected(1), rtol=1e-5)
+
+
+def test_a_failed_reload_clears_when_the_original_files_return_with_their_old_mtimes(
+    tmp_path, managers
+):
+    weights = add_version(tmp_path, "m", 1)
+    saved = shutil.copy2(weights, tmp_path / "model.onnx.saved")
+    manager = _manager(managers, LocalStore(tmp_path))
+    manager.load_all()
+
+    weights.write_bytes(b"this is not an ONNX file")
+    manager.poll()  # first sight of the change: it settles
+    manager.poll()  # the reload fails; the loaded files keep serving
+    (v1,) = manager.index()
+    assert (v1.state, "a reload failed" in v1.reason) == ("READY", True)
+    np.testing.assert_allclose(_run(manager, "m"), expected(1), rtol=1e-5)
+
+    shutil.copy2(saved, weights)  # the original bytes and modification time, as `cp -p`
+    manager.poll()
+    assert [(s.version, s.state, s.reason) for s in manager.index()] == [(1, "READY", "")]
+    np.testing.assert_allclose(_run(manager, "m"), expected(1), rtol=1e-5)

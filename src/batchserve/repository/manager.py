@@ -7,95 +7,52 @@ event loop only read, under a lock held for dictionary look-ups. A request that
 needs a model that is not loaded gets a `Future` (`acquire`), never a blocked
 thread.
 
-Hot swap: a new version (or a reload of a changed one) is loaded and warmed up
-while the old one serves; then the served dictionary is replaced under the lock,
-and the old version is told its successor before its scheduler stops accepting.
-It drains what it had accepted in a background thread; a caller that took the
-old version before the swap and submits after is sent on to the successor by
-`LoadedModel.submit`. No request fails because of a swap.
+Hot swap (`swap.HotSwap`): a new version (or a reload of a changed one) is
+loaded and warmed up while the old one serves; then the served dictionary is
+replaced under the lock, and the old version is told its successor before its
+scheduler stops accepting. It drains what it had accepted in a background
+thread; a caller that took the old version before the swap and submits after is
+sent on to the successor by `LoadedModel.submit`. No request fails because of a swap.
+
+Where the parts live: `stores` lists the stores as one repository, `reconcile`
+decides what a scan changes (pure), `records` holds what is known of each model,
+`states` is the one writer of what the index reports, `swap` loads versions and
+swaps them in and out, `drainer` owns the versions on their way out, `budget`
+chooses what to unload for memory. This module holds the API, the lock and the
+loader thread, and runs each change there.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
-from batchserve.config import ModelConfig
 from batchserve.errors import BatchserveError, ModelNotFound, ModelNotReady
-from batchserve.repository.budget import NoRoom, Resident, plan_eviction
+from batchserve.repository.budget import MemoryBudget
+from batchserve.repository.futures import done, follow
 from batchserve.repository.loaded_model import LoadedModel
-from batchserve.repository.loader import load_model_version, predict_resident_bytes, read_config
 from batchserve.repository.poller import RepositoryPoller
-from batchserve.repository.store import ModelListing, ModelStore, StoreUnavailable
-from batchserve.repository.version_policy import versions_to_serve
-from batchserve.scheduling.workers import BatchObserver
-from batchserve.units import format_size
+from batchserve.repository.reconcile import plan
+from batchserve.repository.records import ModelRecord
+from batchserve.repository.states import (
+    MODEL,
+    NOT_LOADED_YET,
+    UNAVAILABLE,
+    UNLOADED_BY_REQUEST,
+    RepositoryStats,
+    StateTable,
+    VersionState,
+)
+from batchserve.repository.store import ModelListing, ModelStore
+from batchserve.repository.stores import Scan, scan_stores
+from batchserve.repository.swap import HotSwap, ModelBatchObserver
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-READY, LOADING, UNLOADING, UNAVAILABLE = "READY", "LOADING", "UNLOADING", "UNAVAILABLE"
-STATES = (READY, LOADING, UNLOADING, UNAVAILABLE)
-NOT_LOADED_YET = "not loaded: loads on the first request"
-UNLOADED_BY_REQUEST = "unloaded through the repository API"
-SETTLING = "new files: loads once they stop changing (next scan)"
-
-
-@dataclass(frozen=True)
-class VersionState:
-    """What the repository index reports for one version (0: the model as a whole)."""
-
-    name: str
-    version: int
-    state: str  # READY | LOADING | UNLOADING | UNAVAILABLE
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class RepositoryStats:
-    """A snapshot for metrics."""
-
-    states: list[VersionState]
-    loads: dict[tuple[str, str], int]  # (model, "ok" | "failed") -> count
-    unloads: dict[tuple[str, str], int]  # (model, why) -> count
-    used_bytes: int
-    budget_bytes: int | None
-
-
-#: Called after every runtime call with (model, version, rows in the batch, seconds).
-ModelBatchObserver = Callable[[str, int, int, float], None]
-
-
-@dataclass
-class _Model:
-    """What the manager knows of one model. Changed on the loader thread only, under the
-    lock where request threads read it."""
-
-    name: str
-    store: ModelStore
-    listing: ModelListing
-    config: ModelConfig | None = None
-    config_source: str | None = None  # the config signature `config` was parsed from
-    config_failed: str | None = None  # a config signature that did not parse
-    served: dict[int, LoadedModel] = field(default_factory=dict)  # replaced, never mutated
-    failed: dict[int, str] = field(default_factory=dict)  # version -> source that failed
-    seen: dict[int, str] = field(default_factory=dict)  # signatures at the previous scan
-    pinned: bool = False  # unloaded through the API: stays so until loaded through it
-
-    def source(self, version: int) -> str:
-        return f"{self.listing.versions.get(version, '')}:{self.config_source}"
-
-    def desired(self) -> list[int]:
-        if self.config is None:
-            return []
-        return versions_to_serve(self.config.version_policy, list(self.listing.versions))
 
 
 class ModelManager:
@@ -118,18 +75,24 @@ class ModelManager:
         drain_timeout_s: float = 20.0,
     ) -> None:
         self._stores = list(stores)
-        self._on_batch = on_batch
-        self._profile_budget_s = profile_budget_s
         self.memory_budget_bytes = memory_budget_bytes
-        self._drain_timeout_s = drain_timeout_s
-        self._models: dict[str, _Model] = {}
-        self._states: dict[tuple[str, int], VersionState] = {}
-        self._last_used: dict[tuple[str, int], float] = {}
+        self._budget = (
+            MemoryBudget(memory_budget_bytes) if memory_budget_bytes is not None else None
+        )
+        self._models: dict[str, ModelRecord] = {}
+        self._states = StateTable()
         self._pending: dict[tuple[str, int], Future[LoadedModel]] = {}
-        self._retiring: dict[int, tuple[LoadedModel, threading.Thread]] = {}
-        self._loads: Counter[tuple[str, str]] = Counter()
-        self._unloads: Counter[tuple[str, str]] = Counter()
         self._lock = threading.RLock()
+        self._swap = HotSwap(
+            lock=self._lock,
+            records=self._models,
+            states=self._states,
+            budget=self._budget,
+            drain_timeout_s=drain_timeout_s,
+            on_batch=on_batch,
+            profile_budget_s=profile_budget_s,
+        )
+        self._drainer = self._swap.drainer
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-loader")
         self._poller: RepositoryPoller | None = None
         self._scanned = threading.Event()
@@ -138,7 +101,7 @@ class ModelManager:
     @property
     def lazy(self) -> bool:
         """Models load on their first request: the mode a memory budget implies."""
-        return self.memory_budget_bytes is not None
+        return self._budget is not None
 
     # -- life cycle (blocking; never call these from the event loop) -----------------
 
@@ -173,12 +136,11 @@ class ModelManager:
             self._poller.stop(timeout=5)
         with self._lock:
             self._closed = True
-            retiring = list(self._retiring.values())
+        self._swap.close()
         self._loader.shutdown(wait=False, cancel_futures=True)
         for model in self.loaded():
             model.stop(drain=drain, timeout=timeout)
-        for _, thread in retiring:
-            thread.join(timeout)
+        self._drainer.wait(timeout)
 
     # -- asynchronous requests (for the event loop: they return at once) -------------
 
@@ -190,8 +152,7 @@ class ModelManager:
     def request_unload(self, name: str) -> Future[None]:
         """Unload every version of `name`; it stays unloaded until loaded again."""
         with self._lock:
-            if name not in self._models:
-                raise ModelNotFound(f"model {name!r} is not in the repository", self._names())
+            self._record(name)
         return self._on_loader(self._unload_by_request, name)
 
     def acquire(self, name: str, version: int | None = None) -> Future[LoadedModel]:
@@ -206,9 +167,9 @@ class ModelManager:
         with self._lock:
             model = self._served(name, version)
             if model is not None:
-                return _done(model)
+                return done(model)
             record = self._models[name]
-            target = version if version is not None else max(record.desired(), default=None)
+            target = record.target(version)
             if target is None or not self.lazy or record.pinned:
                 raise self._not_served(record, target)
             if record.failed.get(target) == record.source(target):
@@ -218,9 +179,9 @@ class ModelManager:
             if shared is None:
                 shared = self._on_loader(self._load_on_request, name, target)
                 self._pending[key] = shared
-                if key not in self._retiring_keys():
-                    self._states[key] = VersionState(name, target, LOADING)
-        return _follow(shared)
+                if target not in self._drainer.versions(name):
+                    self._states.loading(name, target)
+        return follow(shared)
 
     # -- reading ---------------------------------------------------------------------
 
@@ -230,8 +191,7 @@ class ModelManager:
             model = self._served(name, version)
             if model is None:
                 record = self._models[name]
-                target = version if version is not None else max(record.desired(), default=None)
-                raise self._not_served(record, target)
+                raise self._not_served(record, record.target(version))
             return model
 
     def loaded(self) -> list[LoadedModel]:
@@ -239,20 +199,21 @@ class ModelManager:
             return [m for r in self._models.values() for m in r.served.values()]
 
     def index(self) -> list[VersionState]:
+        """Every version's state; a version the policy serves that has none yet is listed
+        UNAVAILABLE with why (not loaded yet, unloaded through the API)."""
+        waiting = NOT_LOADED_YET if self.lazy else "not loaded"
         with self._lock:
-            states = dict(self._states)
-            for record in self._models.values():
-                for version in record.desired():
-                    if (record.name, version) not in states:
-                        reason = "not loaded"
-                        if record.pinned:
-                            reason = UNLOADED_BY_REQUEST
-                        elif self.lazy:
-                            reason = NOT_LOADED_YET
-                        states[(record.name, version)] = VersionState(
-                            record.name, version, UNAVAILABLE, reason
-                        )
-        return sorted(states.values(), key=lambda s: (s.name, s.version))
+            placeholders = [
+                VersionState(
+                    record.name,
+                    version,
+                    UNAVAILABLE,
+                    UNLOADED_BY_REQUEST if record.pinned else waiting,
+                )
+                for record in self._models.values()
+                for version in record.desired()
+            ]
+        return self._states.index(placeholders)
 
     def is_ready(self) -> bool:
         """Start-up is done and there is something to serve: a loaded model, or in budget
@@ -266,63 +227,32 @@ class ModelManager:
 
     def stats(self) -> RepositoryStats:
         with self._lock:
-            loads, unloads = dict(self._loads), dict(self._unloads)
+            loads, unloads = dict(self._swap.loads), dict(self._swap.unloads)
+        held = self.loaded() + self._drainer.models()
         return RepositoryStats(
             states=self.index(),
             loads=loads,
             unloads=unloads,
-            used_bytes=sum(r.bytes for r in self._resident(None)),
+            used_bytes=sum(m.resident_bytes for m in held),
             budget_bytes=self.memory_budget_bytes,
         )
 
     # -- what requests see (call with the lock held) ---------------------------------
 
-    def _names(self) -> list[str]:
-        return sorted(self._models)
-
-    def _served(self, name: str, version: int | None) -> LoadedModel | None:
+    def _record(self, name: str) -> ModelRecord:
         record = self._models.get(name)
         if record is None:
-            raise ModelNotFound(f"model {name!r} is not in the repository", self._names())
-        served = record.served
-        if version is None:
-            model = served[max(served)] if served else None
-        elif version in served:
-            model = served[version]
-        elif version not in record.listing.versions or (
-            record.config is not None and version not in record.desired()
-        ):
-            available = sorted(set(served) | set(record.desired()))
-            raise ModelNotFound(
-                f"model {name!r} has no version {version} to serve",
-                [str(v) for v in available],
-            )
-        else:
-            model = None
-        if model is not None:
-            self._last_used[(name, model.version)] = time.monotonic()
+            raise ModelNotFound(f"model {name!r} is not in the repository", sorted(self._models))
+        return record
+
+    def _served(self, name: str, version: int | None) -> LoadedModel | None:
+        model = self._record(name).serving(version)
+        if model is not None and self._budget is not None:
+            self._budget.used(name, model.version)
         return model
 
-    def _not_served(self, record: _Model, version: int | None) -> BatchserveError:
-        name = record.name
-        if record.pinned:
-            return ModelNotFound(
-                f"model {name!r} is unloaded (through the repository API); "
-                f"POST /v2/repository/models/{name}/load loads it again"
-            )
-        if version is None:
-            problem = self._states.get((name, 0))
-            why = f": {problem.reason}" if problem is not None else ""
-            return ModelNotReady(f"model {name!r} has no version to serve{why}")
-        state = self._states.get((name, version))
-        if state is None or (state.state == UNAVAILABLE and not state.reason):
-            return ModelNotReady(f"model {name!r} version {version} is not loaded")
-        if state.state == UNAVAILABLE:
-            return ModelNotReady(f"model {name!r} version {version} is unavailable: {state.reason}")
-        return ModelNotReady(f"model {name!r} version {version} is {state.state.lower()}")
-
-    def _retiring_keys(self) -> set[tuple[str, int]]:
-        return {(m.name, m.version) for m, _ in self._retiring.values()}
+    def _not_served(self, record: ModelRecord, version: int | None) -> BatchserveError:
+        return self._states.why_not_served(record.name, version, pinned=record.pinned)
 
     # -- on the loader thread --------------------------------------------------------
 
@@ -338,206 +268,62 @@ class ModelManager:
             self._scanned.set()
 
     def _apply_scan(self, *, initial: bool) -> None:
-        scan, failed_stores = self._scan()
+        scan, unreachable = self._scan()
         for name, (store, listing) in scan.items():
-            record = self._models.get(name)
-            with self._lock:
-                if record is None:
-                    record = self._models[name] = _Model(name, store, listing)
-                    if initial:
-                        record.seen = dict(listing.versions)
-                else:
-                    record.store, record.listing = store, listing
-        for name in list(self._models):
-            record = self._models[name]
-            if name not in scan and not any(record.store is s for s in failed_stores):
+            self._note(name, store, listing, initial=initial)
+        for name, record in list(self._models.items()):
+            if name not in scan and not any(record.store is s for s in unreachable):
                 self._remove(record)
         for name in scan:
             try:
-                self._reconcile(self._models[name], settle=not initial, explicit=False)
+                self._reconcile(self._models[name], settle=not initial)
             except Exception:  # one model's surprise must not stop the others loading
                 log.exception("model %s: applying the repository's changes failed", name)
 
-    def _scan(
-        self, only: ModelStore | None = None
-    ) -> tuple[dict[str, tuple[ModelStore, ModelListing]], list[ModelStore]]:
-        """Every store's listing; the first store that has a model wins. A store that
-        cannot be listed keeps its models as they were."""
-        found: dict[str, tuple[ModelStore, ModelListing]] = {}
-        failed: list[ModelStore] = []
-        for store in [only] if only is not None else self._stores:
-            try:
-                listings = store.snapshot()
-            except Exception as exc:
-                log.error("listing %s failed: %s", store, exc)
-                failed.append(store)
-                listings = {n: r.listing for n, r in self._models.items() if r.store is store}
-            for name, listing in listings.items():
-                if name in found:
-                    if self._models.get(name) is None:
-                        log.warning("model %s in %s is shadowed by an earlier store", name, store)
-                    continue
-                found[name] = (store, listing)
-        return found, failed
+    def _note(
+        self, name: str, store: ModelStore, listing: ModelListing, *, initial: bool
+    ) -> ModelRecord:
+        """The model's record, with what its store lists now."""
+        with self._lock:
+            record = self._models.get(name)
+            if record is None:
+                record = self._models[name] = ModelRecord(name, store, listing)
+                if initial:  # what is there at start is not being copied in
+                    record.seen = dict(listing.versions)
+            record.store, record.listing = store, listing
+            return record
 
-    def _reconcile(self, record: _Model, *, settle: bool, explicit: bool) -> list[str]:
-        """Bring one model to what its store and policy say; returns why versions failed.
+    def _scan(self, only: ModelStore | None = None) -> tuple[Scan, list[ModelStore]]:
+        with self._lock:
+            known = {n: (r.store, r.listing) for n, r in self._models.items()}
+        return scan_stores([only] if only is not None else self._stores, known)
 
-        `settle`: load a version only once its files were the same at the previous
-        scan too, so that a version still being copied in is not loaded half-written.
-        """
-        problems = self._read_config(record)
-        desired = record.desired()
-        if explicit or (not record.pinned and not self.lazy):
-            targets = desired
-        elif not record.pinned and record.served and desired:
-            # Budget mode loads on request, but a model in use is kept current.
-            targets = sorted({max(desired)} | (set(record.served) & set(desired)))
-        else:
-            targets = []
-        for version in sorted(targets, reverse=True):  # the newest serves first
-            current = record.served.get(version)
-            source = record.source(version)
-            if current is not None and current.source == source:
-                continue
-            if not explicit and record.failed.get(version) == source:
-                continue  # failed on these very files; a change to them retries
-            if settle and record.seen.get(version) != record.listing.versions[version]:
-                if current is None:
-                    with self._lock:
-                        self._states[(record.name, version)] = VersionState(
-                            record.name, version, LOADING, SETTLING
-                        )
-                continue
+    def _reconcile(self, record: ModelRecord, *, settle: bool, explicit: bool = False) -> list[str]:
+        """Bring one model to what its store and policy say (`reconcile.plan`); returns
+        why versions failed. `explicit`: every version the policy serves, budget or not."""
+        problems = record.refresh_config(self._states, self._lock)
+        lazy = self.lazy and not explicit
+        for action in plan(record.view(), lazy=lazy, settle=settle):
             try:
-                self._load_version(record, version)
+                self._swap.apply(record, action)
             except BatchserveError as exc:
-                problems.append(f"version {version}: {exc}")
+                problems.append(f"version {action.version}: {exc}")
         with self._lock:
             record.seen = dict(record.listing.versions)
-        # Old versions go only once a version the policy wants serves in their place.
-        if set(record.served) & set(desired):
-            newest = max(set(record.served) & set(desired))
-            for version in sorted(set(record.served) - set(desired)):
-                self._retire(
-                    record,
-                    version,
-                    why="replaced",
-                    reason=f"unloaded: version {newest} serves in its place",
-                    successor=record.served[newest],
-                )
         self._prune_states(record)
         return problems
 
-    def _read_config(self, record: _Model) -> list[str]:
-        signature = record.listing.config_signature
-        if signature in (record.config_source, record.config_failed):
-            problem = self._states.get((record.name, 0))
-            return [problem.reason] if problem is not None else []
-        try:
-            config = read_config(record.store.model_dir(record.name) / "model.yaml")
-        except BatchserveError as exc:
-            log.error("model %s: %s", record.name, exc)
-            with self._lock:
-                if not isinstance(exc, StoreUnavailable):
-                    record.config_failed = signature
-                self._states[(record.name, 0)] = VersionState(record.name, 0, UNAVAILABLE, str(exc))
-            return [str(exc)]
-        with self._lock:
-            record.config, record.config_source, record.config_failed = config, signature, None
-            self._states.pop((record.name, 0), None)
-        return []
-
-    def _load_version(self, record: _Model, version: int) -> LoadedModel:
-        """Load one version and swap it in; raises ModelNotReady with the reason."""
-        name, key, source = record.name, (record.name, version), record.source(version)
-        config = record.config
-        assert config is not None
-        reloading = version in record.served
-        if not reloading:
-            with self._lock:
-                self._states[key] = VersionState(name, version, LOADING)
-        log.info("model %s v%d: %s", name, version, "reloading" if reloading else "loading")
-        started = time.perf_counter()
-        try:
-            version_dir = record.store.fetch(name, version)
-            model_dir = record.store.model_dir(name)
-            if self.memory_budget_bytes is not None:
-                self._make_room(predict_resident_bytes(config, version_dir), keep=name)
-            model = load_model_version(
-                name,
-                model_dir,
-                version,
-                config,
-                version_dir=version_dir,
-                on_batch=self._observer(name, version),
-                profile_budget_s=self._profile_budget_s,
-                source=source,
-            )
-        except Exception as exc:
-            self._load_failed(record, version, exc)
-            verb = "cannot be loaded" if isinstance(exc, NoRoom) else "failed to load"
-            raise ModelNotReady(f"model {name!r} version {version} {verb}: {exc}") from exc
-        model.load_seconds = time.perf_counter() - started  # the fetch included
-        with self._lock:
-            if self._closed:
-                model.stop(drain=False, timeout=1)
-                raise ModelNotReady("the server is shutting down")
-            old = record.served.get(version)
-            record.served = {**record.served, version: model}
-            record.failed.pop(version, None)
-            self._states[key] = VersionState(name, version, READY)
-            self._last_used[key] = time.monotonic()
-            self._loads[(name, "ok")] += 1
-        log.info(
-            "model %s v%d ready in %.2f s (about %s)",
-            name,
-            version,
-            model.load_seconds,
-            format_size(model.resident_bytes),
-        )
-        if old is not None:
-            self._stop_in_background(old, successor=model, why="replaced", reason="")
-        if self.memory_budget_bytes is not None:
-            try:  # the real layout may hold more than predicted
-                self._make_room(0, keep=name, count_draining=False)
-            except NoRoom as exc:
-                log.warning("memory budget exceeded after loading %s v%d: %s", name, version, exc)
-        return model
-
-    def _load_failed(self, record: _Model, version: int, exc: Exception) -> None:
-        name = record.name
-        if isinstance(exc, BatchserveError | NoRoom):
-            log.error("model %s v%d not loaded: %s", name, version, exc)
-        else:
-            log.exception("model %s v%d not loaded", name, version)
-        transient = isinstance(exc, StoreUnavailable) or (
-            isinstance(exc, NoRoom) and not exc.permanent
-        )
-        with self._lock:
-            if not transient:
-                record.failed[version] = record.source(version)
-            self._loads[(name, "failed")] += 1
-            if version in record.served:  # a reload failed: the loaded one keeps serving
-                self._states[(name, version)] = VersionState(
-                    name, version, READY, f"a reload failed, the loaded files serve: {exc}"
-                )
-            else:
-                self._states[(name, version)] = VersionState(name, version, UNAVAILABLE, str(exc))
-
     def _load_on_request(self, name: str, version: int) -> LoadedModel:
         try:
-            record = self._models.get(name)
-            if record is None:
-                raise ModelNotFound(f"model {name!r} is not in the repository", self._names())
+            record = self._record(name)
             if record.pinned:
                 raise self._not_served(record, version)
             if version in record.served:  # loaded while this request waited
                 return record.served[version]
-            self._read_config(record)
+            record.refresh_config(self._states, self._lock)
             if record.config is None or version not in record.desired():
                 raise self._not_served(record, version)
-            return self._load_version(record, version)
+            return self._swap.load(record, version)
         finally:
             with self._lock:
                 self._pending.pop((name, version), None)
@@ -546,13 +332,10 @@ class ModelManager:
         scan, _ = self._scan(only=store)
         if name not in scan:
             raise ModelNotFound(f"model {name!r} is not in the repository", sorted(scan))
-        found_in, listing = scan[name]
+        record = self._note(name, *scan[name], initial=False)
         with self._lock:
-            record = self._models.get(name)
-            if record is None:
-                record = self._models[name] = _Model(name, found_in, listing)
-            record.store, record.listing, record.pinned = found_in, listing, False
-            record.failed.clear()
+            record.pinned = False
+            record.failed.clear()  # an explicit load tries again what failed
             record.config_failed = None
         problems = self._reconcile(record, settle=False, explicit=True)
         if not record.desired() and not problems:
@@ -561,180 +344,25 @@ class ModelManager:
             raise ModelNotReady(f"model {name!r} failed to load: " + "; ".join(problems))
 
     def _unload_by_request(self, name: str) -> None:
-        record = self._models.get(name)
-        if record is None:
-            raise ModelNotFound(f"model {name!r} is not in the repository", self._names())
+        record = self._record(name)
         with self._lock:
             record.pinned = True
-        for version in sorted(record.served):
-            self._retire(record, version, why="requested", reason=UNLOADED_BY_REQUEST, wait=True)
+        self._swap.retire_all(record, why="requested", reason=UNLOADED_BY_REQUEST, wait=True)
         self._prune_states(record)
 
-    def _remove(self, record: _Model) -> None:
+    def _remove(self, record: ModelRecord) -> None:
         """The model is gone from its store: unload it and forget it."""
         log.info("model %s is no longer in %s: unloading it", record.name, record.store)
-        for version in sorted(record.served):
-            self._retire(record, version, why="removed", reason="removed from the repository")
+        self._swap.retire_all(
+            record, why="removed", reason="removed from the repository", wait=False
+        )
         with self._lock:
             self._models.pop(record.name, None)
-            for key in [k for k in self._states if k[0] == record.name]:
-                if key not in self._retiring_keys():
-                    del self._states[key]
+            self._states.forget(record.name, keep=self._drainer.versions(record.name))
 
-    # -- unloading -------------------------------------------------------------------
-
-    def _retire(
-        self,
-        record: _Model,
-        version: int,
-        *,
-        why: str,
-        reason: str,
-        successor: LoadedModel | None = None,
-        wait: bool = False,
-    ) -> None:
-        """Stop serving `version`: swap it out now, drain and release it in the background
-        (or here, with `wait`, when its memory must be free before going on)."""
-        with self._lock:
-            model = record.served.get(version)
-            if model is None:
-                return
-            record.served = {v: m for v, m in record.served.items() if v != version}
-        thread = self._stop_in_background(model, successor=successor, why=why, reason=reason)
-        if wait:
-            thread.join()
-
-    def _stop_in_background(
-        self, model: LoadedModel, *, successor: LoadedModel | None, why: str, reason: str
-    ) -> threading.Thread:
-        key = (model.name, model.version)
-        # Set before the scheduler stops accepting: a late submit follows it.
-        model.successor = successor
-        with self._lock:
-            if successor is None or successor.version != model.version:
-                self._states[key] = VersionState(model.name, model.version, UNLOADING, reason)
-            self._unloads[(model.name, why)] += 1
-            thread = threading.Thread(
-                target=self._drain,
-                args=(model, reason),
-                name=f"unload-{model.name}-v{model.version}",
-                daemon=True,
-            )
-            self._retiring[id(model)] = (model, thread)
-        thread.start()
-        return thread
-
-    def _drain(self, model: LoadedModel, reason: str) -> None:
-        started = time.perf_counter()
-        try:
-            model.stop(drain=True, timeout=self._drain_timeout_s)
-        except Exception:
-            log.exception("stopping %s v%d failed", model.name, model.version)
-        key = (model.name, model.version)
-        with self._lock:
-            self._retiring.pop(id(model), None)
-            record = self._models.get(model.name)
-            state = self._states.get(key)
-            if state is not None and state.state == UNLOADING:
-                if record is None:
-                    del self._states[key]
-                else:
-                    self._states[key] = replace(state, state=UNAVAILABLE)
-        log.info(
-            "model %s v%d unloaded after draining for %.2f s%s",
-            model.name,
-            model.version,
-            time.perf_counter() - started,
-            f" ({reason})" if reason else "",
-        )
-
-    def _make_room(self, need: int, *, keep: str, count_draining: bool = True) -> None:
-        """Unload the least recently used versions (never `keep`'s) until `need` fits.
-
-        Versions still draining after a swap hold memory until they finish;
-        `count_draining=False` leaves them out, for the check after a swap, where
-        unloading a third model for memory that is about to be freed would be wrong.
-        """
-        limit = self.memory_budget_bytes
-        assert limit is not None
-        try:
-            victims = plan_eviction(limit, need, self._resident(keep, count_draining))
-        except NoRoom:
-            # Versions still draining hold memory that is about to be freed: wait once.
-            with self._lock:
-                draining = [t for _, t in self._retiring.values()]
-            if not draining:
-                raise
-            for thread in draining:
-                thread.join(self._drain_timeout_s)
-            victims = plan_eviction(limit, need, self._resident(keep, count_draining))
-        for name, version in victims:  # type: ignore[misc]
-            record = self._models[name]
-            log.info(
-                "unloading %s v%d (least recently used) to make room for %s", name, version, keep
-            )
-            self._retire(
-                record,
-                version,
-                why="evicted",
-                reason=f"unloaded to make room for {keep!r} (memory budget); "
-                "loads again on request",
-                wait=True,
-            )
-
-    def _resident(self, keep: str | None, count_draining: bool = True) -> list[Resident]:
-        with self._lock:
-            resident = [
-                Resident(
-                    (name, version),
-                    model.resident_bytes,
-                    self._last_used.get((name, version), 0.0),
-                    evictable=name != keep,
-                )
-                for name, record in self._models.items()
-                for version, model in record.served.items()
-            ]
-            if count_draining:
-                resident += [
-                    Resident(id(model), model.resident_bytes, 0.0, evictable=False)
-                    for model, _ in self._retiring.values()
-                ]
-        return resident
-
-    def _prune_states(self, record: _Model) -> None:
+    def _prune_states(self, record: ModelRecord) -> None:
         """Forget versions that are gone from the store and no longer loaded."""
         with self._lock:
-            keep = set(record.listing.versions) | set(record.served) | {0}
-            keep |= {v for n, v in self._retiring_keys() if n == record.name}
-            for key in [k for k in self._states if k[0] == record.name and k[1] not in keep]:
-                del self._states[key]
-
-    def _observer(self, name: str, version: int) -> BatchObserver | None:
-        observe = self._on_batch
-        if observe is None:
-            return None
-        return lambda rows, seconds: observe(name, version, rows, seconds)
-
-
-def _done(value: T) -> Future[T]:
-    future: Future[T] = Future()
-    future.set_result(value)
-    return future
-
-
-def _follow(shared: Future[T]) -> Future[T]:
-    """A future of the caller's own that completes as `shared` does."""
-    mine: Future[T] = Future()
-
-    def copy(done: Future[T]) -> None:
-        if not mine.set_running_or_notify_cancel():
-            return  # this caller stopped waiting
-        try:
-            mine.set_result(done.result())
-        except CancelledError:
-            mine.set_exception(ModelNotReady("the load was cancelled: the server is stopping"))
-        except BaseException as exc:
-            mine.set_exception(exc)
-
-    shared.add_done_callback(copy)
-    return mine
+            keep = set(record.listing.versions) | set(record.served) | {MODEL}
+            keep |= self._drainer.versions(record.name)
+            self._states.forget(record.name, keep=keep)

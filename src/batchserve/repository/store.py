@@ -1,4 +1,4 @@
-"""What every model store offers, and how a `--repository` argument becomes one.
+"""What every model store offers (`stores.open_store` opens one by URL).
 
 A store lists models and their versions and makes one version's files
 available as a local folder. The manager compares listings from one scan to
@@ -8,13 +8,12 @@ the manager knowing how (file times for a folder, ETags for a bucket).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from batchserve.errors import ModelLoadError, ModelNotFound
+from batchserve.errors import ModelLoadError
 
 
 class StoreUnavailable(ModelLoadError):
@@ -47,38 +46,3 @@ class ModelStore(Protocol):
     def fetch(self, name: str, version: int) -> Path:
         """A local folder holding this version's files, complete."""
         ...
-
-
-def list_models(store: ModelStore) -> list[str]:
-    return sorted(store.snapshot())
-
-
-def list_versions(store: ModelStore, name: str) -> list[int]:
-    listing = store.snapshot().get(name)
-    if listing is None:
-        raise ModelNotFound(f"model {name!r} is not in {store}")
-    return sorted(listing.versions)
-
-
-def default_cache_dir() -> Path:
-    """Where fetched versions are kept: $BATCHSERVE_CACHE_DIR/models, else
-    ~/.cache/batchserve/models."""
-    root = os.environ.get("BATCHSERVE_CACHE_DIR")
-    return (Path(root) if root else Path.home() / ".cache" / "batchserve") / "models"
-
-
-def open_store(
-    spec: str | Path, *, cache_dir: Path | None = None, endpoint_url: str | None = None
-) -> ModelStore:
-    """`s3://bucket/prefix` becomes an S3 store (boto3 imported only then), anything
-    else a local folder."""
-    text = str(spec)
-    if text.startswith("s3://"):
-        from batchserve.repository.s3_store import S3Store
-
-        return S3Store.from_url(
-            text, cache_dir=cache_dir or default_cache_dir(), endpoint_url=endpoint_url
-        )
-    from batchserve.repository.local_store import LocalStore
-
-    return LocalStore(Path(text))

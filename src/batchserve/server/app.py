@@ -18,7 +18,7 @@ from starlette.responses import Response
 import batchserve
 from batchserve.machine import cpu_count
 from batchserve.repository.manager import ModelManager
-from batchserve.repository.store import open_store
+from batchserve.repository.stores import open_store
 from batchserve.server.context import AppContext, fetch_settings
 from batchserve.server.errors import EXCEPTION_HANDLERS, error_response
 from batchserve.server.metrics import ServerMetrics

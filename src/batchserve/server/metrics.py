@@ -20,7 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from batchserve.repository.loaded_model import LoadedModel
-from batchserve.repository.manager import STATES, RepositoryStats
+from batchserve.repository.states import STATES, RepositoryStats
 
 LATENCY_BUCKETS = (
     0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075,

@@ -1,4 +1,4 @@
-"""The `batchserve` command: serve, check, predict, bench, models.
+"""The `batchserve` command: serve, validate, check, predict, bench, models.
 
 Each subcommand lives in the layer it belongs to, as a module with
 `add_arguments(parser)` and `run(args) -> int`; this file only wires them, and
@@ -16,6 +16,10 @@ import sys
 # name -> (module holding add_arguments/run, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("batchserve.server.command", "serve models over HTTP (v2 protocol and /predict)"),
+    "validate": (
+        "batchserve.server.validate",
+        "load every model of a repository as serve would; exit 1 naming each broken one",
+    ),
     "check": ("batchserve.safety.command", "may one instance of a model serve many threads?"),
     "predict": ("batchserve.offline", "offline static batching over a folder of images"),
     "bench": ("batchserve.bench.command", "load-test an HTTP endpoint: concurrency sweep or rate"),

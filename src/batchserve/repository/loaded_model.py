@@ -95,6 +95,15 @@ class LoadedModel:
         """Rows one runtime call may hold (sequences, for a generation model)."""
         return self.built.layout.max_batch_size
 
+    @property
+    def scheduling(self) -> str:
+        """How it runs, for people: "batch: 2 worker(s) x 1 thread(s), max batch 8"."""
+        layout = self.built.layout
+        return (
+            f"{self.built.kind}: {layout.workers} worker(s) x {layout.threads} thread(s), "
+            f"max batch {layout.max_batch_size}"
+        )
+
     def stats(self) -> SchedulerStats:
         """Queue depth and busy workers now."""
         return self.built.scheduler.stats()

@@ -29,20 +29,25 @@ from batchserve.server.settings import ServerSettings
 log = logging.getLogger("batchserve.server")
 
 
-def create_app(settings: ServerSettings, manager: ModelManager | None = None) -> FastAPI:
-    """Build the app. Models load in the background once it starts: liveness answers at
-    once, readiness only when loading is done."""
-    metrics = ServerMetrics()
-    manager = manager or ModelManager(
+def build_manager(settings: ServerSettings, metrics: ServerMetrics | None = None) -> ModelManager:
+    """The model manager over the settings' repositories, as `serve` runs it."""
+    return ModelManager(
         [
             open_store(r, cache_dir=settings.cache_dir, endpoint_url=settings.s3_endpoint_url)
             for r in settings.repositories
         ],
-        on_batch=metrics.observe_batch,
+        on_batch=metrics.observe_batch if metrics is not None else None,
         profile_budget_s=settings.profile_budget_s,
         memory_budget_bytes=settings.memory_budget_bytes,
         drain_timeout_s=settings.drain_timeout_s,
     )
+
+
+def create_app(settings: ServerSettings, manager: ModelManager | None = None) -> FastAPI:
+    """Build the app. Models load in the background once it starts: liveness answers at
+    once, readiness only when loading is done."""
+    metrics = ServerMetrics()
+    manager = manager or build_manager(settings, metrics)
     metrics.watch_models(manager.loaded)
     metrics.watch_repository(manager.stats)
 

@@ -22,35 +22,22 @@ from pathlib import Path
 import uvicorn
 
 from batchserve.repository.bundled import bundled_repositories
+from batchserve.server import flag_types
 from batchserve.server.app import create_app
+from batchserve.server.environment import Repeatable, from_environment
 from batchserve.server.settings import ServerSettings
-from batchserve.units import parse_size
 
 log = logging.getLogger("batchserve.server")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_repository_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where models come from and how they load: shared by `serve` and `validate`."""
     parser.add_argument(
         "--repository",
-        action="append",
+        action=Repeatable,
+        default=None,
         help="model repository: a folder or s3://bucket/prefix (repeatable); "
         "default: the bundled demo models",
-    )
-    parser.add_argument(
-        "--poll-interval",
-        type=float,
-        default=None,
-        metavar="SECONDS",
-        help="watch the repositories: load new versions and swap them in without dropping "
-        "requests (default: no polling; POST /v2/repository/models/NAME/load reloads)",
-    )
-    parser.add_argument(
-        "--memory-budget",
-        type=_size,
-        default=None,
-        metavar="SIZE",
-        help="e.g. 400MB, 2GB, 1.5GiB: models load on their first request and the least "
-        "recently used are unloaded to stay within it (default: load every model at start)",
     )
     parser.add_argument(
         "--cache-dir",
@@ -64,31 +51,91 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="an S3-compatible endpoint (MinIO, Ceph...); default: $AWS_ENDPOINT_URL or AWS",
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    parser.add_argument(
+        "--profile-budget",
+        type=flag_types.seconds(allow_zero=True),
+        default=6.0,
+        metavar="SECONDS",
+        help="time to measure each model's layout at load (0: no profiling)",
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_repository_arguments(parser)
+    parser.add_argument(
+        "--poll-interval",
+        type=flag_types.seconds(),
+        default=None,
+        metavar="SECONDS",
+        help="watch the repositories: load new versions and swap them in without dropping "
+        "requests (default: no polling; POST /v2/repository/models/NAME/load reloads)",
+    )
+    parser.add_argument(
+        "--memory-budget",
+        type=flag_types.size,
+        default=None,
+        metavar="SIZE",
+        help="e.g. 400MB, 2GB, 1.5GiB: models load on their first request and the least "
+        "recently used are unloaded to stay within it (default: load every model at start)",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument(
+        "--port", type=flag_types.port, default=8000, help="0 picks a free port ($PORT too)"
+    )
     parser.add_argument(
         "--auth-token",
-        default=os.environ.get("BATCHSERVE_AUTH_TOKEN"),
-        help="require 'Authorization: Bearer TOKEN' (default: $BATCHSERVE_AUTH_TOKEN)",
+        type=flag_types.token,
+        default=None,
+        help="require 'Authorization: Bearer TOKEN' on every route but the health probes",
     )
-    parser.add_argument("--max-body-mb", type=float, default=20.0)
-    parser.add_argument("--request-timeout", type=float, default=30.0, help="seconds")
-    parser.add_argument("--drain-timeout", type=float, default=20.0, help="seconds on SIGTERM")
-    parser.add_argument("--max-connections", type=int, default=1024)
-    parser.add_argument("--decode-threads", type=int, default=None)
-    parser.add_argument("--profile-budget", type=float, default=6.0, help="seconds per model")
+    parser.add_argument(
+        "--max-body-mb", type=flag_types.positive_float, default=20.0, help="request body bound"
+    )
+    parser.add_argument(
+        "--request-timeout",
+        type=flag_types.seconds(),
+        default=30.0,
+        metavar="SECONDS",
+        help="per-request deadline",
+    )
+    parser.add_argument(
+        "--drain-timeout",
+        type=flag_types.seconds(allow_zero=True),
+        default=20.0,
+        metavar="SECONDS",
+        help="on SIGTERM, how long requests in flight may take to finish",
+    )
+    parser.add_argument(
+        "--max-connections", type=flag_types.positive_int, default=1024, help="open connections"
+    )
+    parser.add_argument(
+        "--decode-threads",
+        type=flag_types.positive_int,
+        default=None,
+        help="threads for decode and encode (default: cores)",
+    )
     parser.add_argument("--no-url-fetch", action="store_true", help="refuse images by URL")
-    parser.add_argument("--url-allow-host", action="append", default=[], help="allowlist")
-    parser.add_argument("--url-allow-network", action="append", default=[], help="allowlist")
-    parser.add_argument("--url-allow-private", action="store_true", help="on-premise use")
-    parser.add_argument("--url-allow-loopback", action="store_true", help="local use")
-
-
-def _size(text: str) -> int:
-    try:
-        return parse_size(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    parser.add_argument(
+        "--url-allow-host",
+        action=Repeatable,
+        type=flag_types.host_name,
+        default=[],
+        help="only fetch image URLs of these hosts (repeatable; *.example.com for subdomains)",
+    )
+    parser.add_argument(
+        "--url-allow-network",
+        action=Repeatable,
+        type=flag_types.network,
+        default=[],
+        help="only fetch image URLs whose addresses are in these networks (repeatable)",
+    )
+    parser.add_argument(
+        "--url-allow-private", action="store_true", help="fetch from private networks (on-premise)"
+    )
+    parser.add_argument(
+        "--url-allow-loopback", action="store_true", help="fetch from loopback (local use)"
+    )
+    from_environment(parser)
 
 
 def settings_from_args(args: argparse.Namespace) -> ServerSettings:
@@ -96,7 +143,7 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         repositories=tuple(str(r) for r in args.repository or bundled_repositories()),
         host=args.host,
         port=args.port,
-        auth_token=args.auth_token or None,
+        auth_token=args.auth_token,
         max_body_bytes=int(args.max_body_mb * 1024 * 1024),
         request_timeout_s=args.request_timeout,
         drain_timeout_s=args.drain_timeout,
@@ -105,7 +152,7 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         profile_budget_s=args.profile_budget,
         url_fetch=not args.no_url_fetch,
         url_allow_hosts=tuple(args.url_allow_host),
-        url_allow_networks=tuple(args.url_allow_network),
+        url_allow_networks=tuple(str(n) for n in args.url_allow_network),
         url_allow_private=args.url_allow_private,
         url_allow_loopback=args.url_allow_loopback,
         memory_budget_bytes=args.memory_budget,

@@ -15,8 +15,10 @@ from batchserve.server.metrics import ServerMetrics
 
 access_log = logging.getLogger("batchserve.access")
 
-#: Reachable without the token: an orchestrator's liveness probe carries none.
-UNAUTHENTICATED_PATHS = frozenset({"/v2/health/live"})
+#: Reachable without the token: an orchestrator's probes carry none, and they say only
+#: whether the process is up and whether its models are loaded. A model's own
+#: readiness (`/v2/models/{m}/ready`) names a model, so it needs the token.
+UNAUTHENTICATED_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})
 
 
 class RequestContextMiddleware:

@@ -17,7 +17,7 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
-from batchserve.repository.manager import READY
+from batchserve.repository.states import READY
 from batchserve.server.app import build_manager
 from batchserve.server.command import add_repository_arguments
 from batchserve.server.settings import ServerSettings

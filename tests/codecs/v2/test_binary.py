@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
-from batchserve.codecs.v2 import decode_infer_request
-from batchserve.errors import InvalidInput
-from tests.codecs.v2.wire import as_json, bad_request_cases
+from tests.codecs.v2.wire import as_json, bad_request_test
 
 
 def _binary(tensor: dict[str, Any], blob: bytes) -> tuple[bytes, int]:
@@ -69,9 +65,4 @@ for _case, _tensor, _blob, _match in [
     BAD_REQUESTS.append((_case, *_binary(_tensor, _blob), _match))
 
 
-@pytest.mark.parametrize(**bad_request_cases(BAD_REQUESTS))
-def test_bad_requests_raise_invalid_input(
-    body: bytes, header_length: int | None, match: str
-) -> None:
-    with pytest.raises(InvalidInput, match=match):
-        decode_infer_request(body, header_length, None)
+test_bad_requests_raise_invalid_input = bad_request_test(BAD_REQUESTS)

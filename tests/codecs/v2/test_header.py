@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
-from batchserve.codecs.v2 import decode_infer_request
-from batchserve.errors import InvalidInput
-from tests.codecs.v2.wire import as_json, bad_request_cases
+from tests.codecs.v2.wire import as_json, bad_request_test
 
 
 def _inp(**fields: Any) -> dict[str, Any]:
@@ -40,9 +36,4 @@ BAD_REQUESTS: list[tuple[str, bytes, int | None, str]] = [
 ]
 
 
-@pytest.mark.parametrize(**bad_request_cases(BAD_REQUESTS))
-def test_bad_requests_raise_invalid_input(
-    body: bytes, header_length: int | None, match: str
-) -> None:
-    with pytest.raises(InvalidInput, match=match):
-        decode_infer_request(body, header_length, None)
+test_bad_requests_raise_invalid_input = bad_request_test(BAD_REQUESTS)

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from batchserve.codecs.v2 import decode_infer_request
-from batchserve.errors import InvalidInput
-from tests.codecs.v2.wire import as_json, bad_request_cases, one_input
+from tests.codecs.v2.wire import as_json, bad_request_test, one_input
 
 
 def test_json_data_may_be_nested_and_integral_floats_fit_int_types() -> None:
@@ -53,9 +51,4 @@ BAD_REQUESTS: list[tuple[str, bytes, int | None, str]] = [
 ]
 
 
-@pytest.mark.parametrize(**bad_request_cases(BAD_REQUESTS))
-def test_bad_requests_raise_invalid_input(
-    body: bytes, header_length: int | None, match: str
-) -> None:
-    with pytest.raises(InvalidInput, match=match):
-        decode_infer_request(body, header_length, None)
+test_bad_requests_raise_invalid_input = bad_request_test(BAD_REQUESTS)

@@ -8,13 +8,16 @@ send and expect.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pytest
 import tritonclient.http as httpclient
 from tritonclient.http import InferenceServerClient, InferResult
 
 from batchserve.codecs.v2 import InferRequest, decode_infer_request
+from batchserve.errors import InvalidInput
 
 SAMPLES: dict[str, np.ndarray] = {
     "FP32": np.array([[0.1, -2.5, 3e38], [1e-30, 0.0, 7.0]], dtype=np.float32),
@@ -59,12 +62,21 @@ def one_input(data: Any, datatype: str = "FP32", shape: list[int] | None = None)
     return as_json({"inputs": [{"name": "x", "datatype": datatype, "shape": shape, "data": data}]})
 
 
-def bad_request_cases(
-    cases: list[tuple[str, bytes, int | None, str]],
-) -> dict[str, Any]:
-    """pytest.mark.parametrize arguments for (id, body, header length, message) cases."""
-    return {
-        "argnames": ("body", "header_length", "match"),
-        "argvalues": [case[1:] for case in cases],
-        "ids": [case[0] for case in cases],
-    }
+def bad_request_test(cases: list[tuple[str, bytes, int | None, str]]) -> Callable[..., None]:
+    """A test that each (id, body, header length, message) case raises InvalidInput so.
+
+    Each module assigns it to a `test_` name, so its cases run as that module's test.
+    """
+
+    @pytest.mark.parametrize(
+        ("body", "header_length", "match"),
+        [case[1:] for case in cases],
+        ids=[case[0] for case in cases],
+    )
+    def test_bad_requests_raise_invalid_input(
+        body: bytes, header_length: int | None, match: str
+    ) -> None:
+        with pytest.raises(InvalidInput, match=match):
+            decode_infer_request(body, header_length, None)
+
+    return test_bad_requests_raise_invalid_input

@@ -59,6 +59,17 @@ class _Target:
 
 
 @dataclass(frozen=True)
+class _Hop:
+    """One request of a fetch: the checked URL, and the bounds and rules it runs under."""
+
+    target: _Target
+    limits: FetchLimits
+    policy: FetchPolicy
+    deadline: float
+    redirects: int  # followed before this hop
+
+
+@dataclass(frozen=True)
 class _Redirect:
     location: str
 
@@ -119,16 +130,10 @@ def _media_type_allowed(media_type: str, allowed: Sequence[str]) -> bool:
 
 
 def _exchange(
-    pool: httpcore.ConnectionPool,
-    target: _Target,
-    address: IPAddress,
-    limits: FetchLimits,
-    policy: FetchPolicy,
-    deadline: float,
-    redirects: int,
+    pool: httpcore.ConnectionPool, hop: _Hop, address: IPAddress
 ) -> FetchedImage | _Redirect:
     """One GET over `pool`; the body is read only when it is an allowed image within the limits."""
-    url = target.url
+    url, limits, policy, deadline = hop.target.url, hop.limits, hop.policy, hop.deadline
     headers = [
         (b"Host", url.netloc),
         (b"User-Agent", policy.user_agent.encode("ascii")),
@@ -192,29 +197,24 @@ def _exchange(
         content_type=media_type,
         url=str(url),
         address=str(address),
-        redirects=redirects,
+        redirects=hop.redirects,
     )
 
 
-def _fetch_hop(
-    target: _Target,
-    limits: FetchLimits,
-    policy: FetchPolicy,
-    deadline: float,
-    redirects: int,
-) -> FetchedImage | _Redirect:
+def _fetch_hop(hop: _Hop) -> FetchedImage | _Redirect:
     """Fetch one checked URL, trying its checked addresses in order until one connects."""
+    target, limits, deadline = hop.target, hop.limits, hop.deadline
     url = target.url
     failures: list[str] = []
     only_timeouts = True
     for address in target.addresses:
         backend = PinnedBackend(target.host, address, deadline)
         pool = httpcore.ConnectionPool(
-            ssl_context=policy.ssl_context, network_backend=backend, max_connections=1
+            ssl_context=hop.policy.ssl_context, network_backend=backend, max_connections=1
         )
         try:
             with pool:
-                return _exchange(pool, target, address, limits, policy, deadline, redirects)
+                return _exchange(pool, hop, address)
         except httpcore.TimeoutException as exc:
             if time.monotonic() >= deadline:
                 raise FetchTimeout(
@@ -253,7 +253,7 @@ def fetch_image(
     deadline = time.monotonic() + limits.total_timeout_s
     target = _check_url(_parse_url(url), policy, deadline)
     for redirects in range(limits.max_redirects + 1):
-        outcome = _fetch_hop(target, limits, policy, deadline, redirects)
+        outcome = _fetch_hop(_Hop(target, limits, policy, deadline, redirects))
         if isinstance(outcome, FetchedImage):
             return outcome
         try:

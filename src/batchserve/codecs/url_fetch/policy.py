@@ -56,7 +56,9 @@ class FetchPolicy:
     widens: a listed name or network that is loopback or private still needs
     `allow_loopback` or `allow_private`, so a re-pointed DNS name or a careless
     "0.0.0.0/0" cannot open the metadata service. Link-local, multicast,
-    reserved and unspecified addresses are never fetched.
+    reserved and unspecified addresses are never fetched, nor the 6to4, NAT64,
+    Teredo or IPv4-compatible form of a loopback or private one (the switches
+    open an address itself and its IPv4-mapped spelling, never a relayed form).
     """
 
     allow_hosts: Sequence[str] = ()

@@ -24,7 +24,7 @@ class ServerSettings(BaseModel):
     max_connections: int = Field(1024, gt=0, description="past it uvicorn answers 503")
     decode_threads: int | None = Field(None, description="image decode threads; default cores")
     profile_budget_s: float = Field(6.0, ge=0)
-    # Image-by-URL fetching (see codecs/url_fetch.py).
+    # Image-by-URL fetching (see codecs/url_fetch/).
     url_fetch: bool = True
     url_allow_hosts: tuple[str, ...] = ()
     url_allow_networks: tuple[str, ...] = ()

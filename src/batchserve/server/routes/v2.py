@@ -9,8 +9,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 import batchserve
-from batchserve.codecs.v2 import HEADER_LENGTH_HEADER, decode_infer_request
-from batchserve.codecs.v2_response import (
+from batchserve.codecs.v2 import (
+    HEADER_LENGTH_HEADER,
+    decode_infer_request,
     encode_infer_response,
     model_metadata,
     model_ready_body,

@@ -1,17 +1,8 @@
-"""The KServe / Triton v2 inference protocol, responses: numpy to body bytes.
+"""A v2 inference response: numpy to body bytes, and Triton's classification extension.
 
 The server hands over the model's outputs and what the request asked for
-(`batchserve.codecs.v2.RequestedOutput`) and gets back the body and, when any
-output is binary, the value for ``Inference-Header-Content-Length``. Also here:
-Triton's classification extension (top-k "score:index:label" strings) and the
-plain-dict bodies of the metadata, readiness and error endpoints.
-
-NaN and infinity in a JSON output: JSON has no token for them, so they are
-written as ``null`` (what KServe's own server does via orjson, and what
-JavaScript's JSON.stringify does). tritonclient's ``as_numpy`` turns null back
-into NaN for float outputs, so NaN survives a round trip but +-inf comes back
-as NaN. A client that needs exact non-finite values asks for binary output
-(``binary_data: true``), which is exact for every value.
+(`RequestedOutput`) and gets back the body and, when any output is binary, the
+value for ``Inference-Header-Content-Length``.
 """
 
 from __future__ import annotations
@@ -23,8 +14,10 @@ from typing import Any
 import numpy as np
 
 from batchserve.codecs.labels import top_k
-from batchserve.codecs.v2 import BYTES_LENGTH_PREFIX, RequestedOutput
-from batchserve.datatypes import TensorSpec, v2_datatype
+from batchserve.codecs.v2.binary import tensor_to_binary
+from batchserve.codecs.v2.header import RequestedOutput
+from batchserve.codecs.v2.json_data import tensor_to_json
+from batchserve.datatypes import v2_datatype
 from batchserve.errors import InvalidInput
 
 
@@ -73,11 +66,11 @@ def encode_infer_response(
             "shape": list(tensor.shape),
         }
         if binary:
-            raw = _to_binary(tensor)
+            raw = tensor_to_binary(tensor)
             entry["parameters"] = {"binary_data_size": len(raw)}
             blobs.append(raw)
         else:
-            entry["data"] = _to_json_data(request.name, tensor)
+            entry["data"] = tensor_to_json(request.name, tensor)
         entries.append(entry)
 
     doc: dict[str, Any] = {"model_name": model_name}
@@ -92,49 +85,6 @@ def encode_infer_response(
     if not blobs:
         return header, None
     return b"".join([header, *blobs]), len(header)
-
-
-def _to_binary(tensor: np.ndarray) -> bytes:
-    if tensor.dtype.kind in "OUS":
-        parts: list[bytes] = []
-        for value in tensor.ravel().tolist():
-            raw = _element_bytes(value)
-            parts.append(BYTES_LENGTH_PREFIX.pack(len(raw)))
-            parts.append(raw)
-        return b"".join(parts)
-    # tobytes writes row-major whatever the memory layout; the wire is little-endian.
-    return tensor.astype(tensor.dtype.newbyteorder("<"), copy=False).tobytes()
-
-
-def _to_json_data(name: str, tensor: np.ndarray) -> list[Any]:
-    flat = tensor.ravel()
-    if tensor.dtype.kind in "OUS":
-        try:
-            return [_element_text(value) for value in flat.tolist()]
-        except UnicodeDecodeError:
-            raise InvalidInput(
-                f"output {name!r} holds bytes that are not UTF-8, which JSON cannot carry; "
-                "request it with binary_data: true"
-            ) from None
-    data = flat.tolist()
-    if tensor.dtype.kind == "f":
-        # JSON has no NaN/inf: write null (see the module docstring).
-        for index in np.flatnonzero(~np.isfinite(flat)).tolist():
-            data[index] = None
-    return data
-
-
-def _element_bytes(value: Any) -> bytes:
-    if isinstance(value, bytes):
-        return value
-    # Like tritonclient: anything that is not bytes is sent as its UTF-8 text.
-    return (value if isinstance(value, str) else str(value)).encode("utf-8")
-
-
-def _element_text(value: Any) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8")
-    return value if isinstance(value, str) else str(value)
 
 
 def classify(tensor: np.ndarray, k: int, labels: Sequence[str] | None = None) -> np.ndarray:
@@ -162,43 +112,3 @@ def classify(tensor: np.ndarray, k: int, labels: Sequence[str] | None = None) ->
         results.append(f"{score}:{index}:{label}" if label else f"{score}:{index}")
     encoded = np.array([text.encode("utf-8") for text in results], dtype=object)
     return encoded.reshape(indices.shape)
-
-
-def tensor_metadata(spec: TensorSpec) -> dict[str, Any]:
-    """One input or output as the v2 metadata endpoints describe it."""
-    return spec.metadata()
-
-
-def model_metadata(
-    name: str,
-    versions: Sequence[str | int],
-    platform: str,
-    inputs: Sequence[TensorSpec],
-    outputs: Sequence[TensorSpec],
-) -> dict[str, Any]:
-    """The body of ``GET /v2/models/{name}[/versions/{v}]``; versions are strings per the spec."""
-    return {
-        "name": name,
-        "versions": [str(version) for version in versions],
-        "platform": platform,
-        "inputs": [tensor_metadata(spec) for spec in inputs],
-        "outputs": [tensor_metadata(spec) for spec in outputs],
-    }
-
-
-def server_metadata(name: str, version: str, extensions: Sequence[str]) -> dict[str, Any]:
-    """The body of ``GET /v2``."""
-    return {"name": name, "version": version, "extensions": list(extensions)}
-
-
-def model_ready_body(name: str, ready: bool, version: str | int | None = None) -> dict[str, Any]:
-    """A body for ``GET /v2/models/{name}/ready``.
-
-    The spec only asks for the status code (200 ready, 400 not); a body that
-    says the same helps people reading it with curl, as KServe's server does.
-    """
-    body: dict[str, Any] = {"name": name}
-    if version is not None:
-        body["version"] = str(version)
-    body["ready"] = ready
-    return body

@@ -85,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
 
 @dataclass
 class RunStats:
+    """What an offline run did: images predicted, files skipped, seconds taken."""
+
     done: int = 0
     skipped: int = 0
     seconds: float = 0.0

@@ -30,6 +30,8 @@ _BYTES = np.dtype(np.object_)
 
 
 class StreamDecoder(Protocol):
+    """Turns one generation's tokens into text as they come, never cutting a character."""
+
     def push(self, token: int) -> str:
         """The text that `token` completes ("" while a character is still incomplete)."""
 
@@ -38,6 +40,8 @@ class StreamDecoder(Protocol):
 
 
 class Tokenizer(Protocol):
+    """Text to token ids and back, and a decoder for streamed output."""
+
     def encode(self, text: str) -> list[int]: ...
 
     def decode(self, tokens: Sequence[int]) -> str: ...

@@ -22,6 +22,10 @@ UNAUTHENTICATED_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})
 
 
 class RequestContextMiddleware:
+    """What every HTTP request goes through first: its request id (`X-Request-ID`, echoed
+    or made), the bearer-token check, the request counter and latency by route, and one
+    access-log line. Pure ASGI, so streamed responses pass through untouched."""
+
     def __init__(self, app: ASGIApp, *, metrics: ServerMetrics, auth_token: str | None) -> None:
         self.app = app
         self.metrics = metrics

@@ -45,6 +45,7 @@ from batchserve.bench.targets import (
     build_target,
     require_loopback,
 )
+from batchserve.flags import checked
 from batchserve.units import (
     parse_concurrency,
     parse_duration,
@@ -52,19 +53,6 @@ from batchserve.units import (
 )
 
 DEFAULT_CONCURRENCY = "1,2,4,8,16,32,64,100"
-
-
-def _checked(parse: Any, name: str) -> Any:
-    """Wrap a units parser so argparse reports a bad value with the option's own message."""
-
-    def convert(text: str) -> Any:
-        try:
-            return parse(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    convert.__name__ = name
-    return convert
 
 
 def _header(text: str) -> tuple[str, str]:
@@ -122,13 +110,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     load = parser.add_argument_group("load")
     load.add_argument(
         "--concurrency",
-        type=_checked(parse_concurrency, "concurrency"),
+        type=checked(parse_concurrency, "concurrency"),
         default=parse_concurrency(DEFAULT_CONCURRENCY),
         help=f"closed loop: client counts, one step each (default {DEFAULT_CONCURRENCY})",
     )
     load.add_argument(
         "--rate",
-        type=_checked(parse_rates, "rate"),
+        type=checked(parse_rates, "rate"),
         help="open loop instead: arrival rates, one step each, e.g. 80/s or 20/s,40/s",
     )
     load.add_argument(
@@ -145,18 +133,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     load.add_argument(
         "--duration",
-        type=_checked(parse_duration, "duration"),
+        type=checked(parse_duration, "duration"),
         default=60.0,
         help="measured time per step, e.g. 60s, 500ms (default 60s)",
     )
     load.add_argument(
         "--warmup",
-        type=_checked(parse_duration, "duration"),
+        type=checked(parse_duration, "duration"),
         help="unmeasured time before each step (default: a tenth of --duration, 0.5-5 s)",
     )
     load.add_argument(
         "--timeout",
-        type=_checked(parse_duration, "duration"),
+        type=checked(parse_duration, "duration"),
         default=30.0,
         help="per request, and per connection opened (default 30s)",
     )

@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from batchserve import flags
 from batchserve.errors import BatchserveError, ModelLoadError
 from batchserve.repository.loader import (
     artifact_path,
@@ -35,23 +36,9 @@ from batchserve.safety.analysis import (
 from batchserve.safety.config_writer import write_verdict
 from batchserve.safety.inputs import InputShapeError, parse_shape_arguments, resolve_input_shapes
 from batchserve.safety.verdict import SafetyReport
-from batchserve.units import format_size, parse_size
+from batchserve.units import format_size
 
 EXIT_OK, EXIT_STATEFUL, EXIT_USAGE = 0, 1, 2
-
-
-def _size(text: str) -> int:
-    try:
-        return parse_size(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text}: must be at least 1")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -67,17 +54,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "batch 1",
     )
     parser.add_argument(
-        "--threads", type=_positive, default=DEFAULT_THREADS, help="race test threads"
+        "--threads", type=flags.positive_int, default=DEFAULT_THREADS, help="race test threads"
     )
     parser.add_argument(
         "--iterations",
-        type=_positive,
+        type=flags.positive_int,
         default=DEFAULT_ITERATIONS,
         help="race test calls per thread",
     )
     parser.add_argument(
         "--memory-budget",
-        type=_size,
+        type=flags.size,
         default=DEFAULT_MEMORY_BUDGET,
         metavar="SIZE",
         help="memory for a pool's instances, e.g. 400MB or 2GB (default 2GB)",

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import uvicorn
 
+from batchserve import flags as flag_types
 from batchserve.repository.bundled import bundled_repositories
-from batchserve.server import flag_types
 from batchserve.server.app import create_app
 from batchserve.server.environment import Repeatable, from_environment
 from batchserve.server.settings import ServerSettings

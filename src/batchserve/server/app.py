@@ -20,10 +20,11 @@ from batchserve.machine import cpu_count
 from batchserve.repository.manager import ModelManager
 from batchserve.repository.stores import open_store
 from batchserve.server.context import AppContext, fetch_settings
-from batchserve.server.errors import EXCEPTION_HANDLERS, error_response
+from batchserve.server.errors import EXCEPTION_HANDLERS, client_status, error_response
 from batchserve.server.metrics import ServerMetrics
 from batchserve.server.middleware import RequestContextMiddleware
-from batchserve.server.routes import embed, generate, predict, repository, v2
+from batchserve.server.openai import router as openai_router
+from batchserve.server.routes import embed, generate, page, predict, repository, v2
 from batchserve.server.settings import ServerSettings
 
 log = logging.getLogger("batchserve.server")
@@ -98,14 +99,17 @@ def create_app(settings: ServerSettings, manager: ModelManager | None = None) ->
     app.state.context = ctx
     for routes in (v2, predict, repository, generate, embed):
         app.include_router(routes.router)
+    app.include_router(openai_router)
+    page.mount(app)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        return error_response(exc.status_code, str(exc.detail))
+        return error_response(exc.status_code, str(exc.detail), path=request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
-        return error_response(400 if request.url.path.startswith("/v2/") else 422, str(exc))
+        path = request.url.path
+        return error_response(client_status(path, 422), str(exc), path=path)
 
     @app.get("/metrics", tags=["metrics"])
     async def prometheus_metrics() -> Response:

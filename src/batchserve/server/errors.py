@@ -1,8 +1,10 @@
-"""Domain errors -> HTTP statuses, in one place.
+"""Domain errors -> HTTP statuses and error bodies, in one place.
 
 The layers below raise typed errors and never build responses; every error a
-client sees is JSON `{"error": "..."}`. A 500 is a bug: it is logged with the
-request id, and the client gets the id, not the traceback.
+client sees is JSON `{"error": "..."}`, except under `/openai/`, where it has
+OpenAI's shape (`{"error": {"message", "type", "param", "code"}}`) so that OpenAI's
+client libraries read it. A 500 is a bug: it is logged with the request id, and the
+client gets the id, not the traceback.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from batchserve.errors import (
     ImageTooLarge,
     InferenceError,
     InvalidInput,
+    InvalidParameter,
     ModelLoadError,
     ModelNotFound,
     ModelNotReady,
@@ -31,6 +34,9 @@ from batchserve.errors import (
 )
 
 log = logging.getLogger("batchserve.server")
+
+#: Routes under this prefix speak OpenAI's API, its error shape included.
+OPENAI_PREFIX = "/openai/"
 
 
 class HTTPError(Exception):
@@ -76,28 +82,60 @@ def status_for(error: BaseException) -> int:
     return 500
 
 
-def error_response(status: int, message: str, **extra: object) -> JSONResponse:
+def error_body(
+    path: str, status: int, message: str, error: BaseException | None = None, **extra: object
+) -> dict[str, object]:
+    """The JSON of an error on `path`: `{"error": message, **extra}`, or OpenAI's shape
+    on its routes (naming the parameter when `error` is an `InvalidParameter`)."""
+    if not path.startswith(OPENAI_PREFIX):
+        return {"error": message, **extra}
+    param = code = None
+    if isinstance(error, InvalidParameter):
+        param, code = error.param, error.code
+    elif isinstance(error, ModelNotFound):
+        param, code = "model", "model_not_found"
+    elif status == 401:
+        code = "invalid_api_key"
+    kind = "server_error" if status >= 500 else "invalid_request_error"
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+
+def error_response(
+    status: int,
+    message: str,
+    *,
+    path: str = "",
+    error: BaseException | None = None,
+    **extra: object,
+) -> JSONResponse:
     headers = {}
     if status == 503:
         headers["Retry-After"] = "1"
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
-    return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
+    body = error_body(path, status, message, error, **extra)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def client_status(path: str, status: int) -> int:
+    """The v2 protocol and OpenAI answer a bad request with 400; /predict uses 422 for
+    content it cannot use."""
+    if status == 422 and path.startswith(("/v2/", OPENAI_PREFIX)):
+        return 400
+    return status
 
 
 async def handle_domain_error(request: Request, exc: Exception) -> JSONResponse:
+    path = request.url.path
     if isinstance(exc, HTTPError):
-        return error_response(exc.status, str(exc))
-    status = status_for(exc)
-    # The v2 protocol answers a bad request with 400; /predict uses 422 for bad content.
-    if status == 422 and request.url.path.startswith("/v2/"):
-        status = 400
+        return error_response(exc.status, str(exc), path=path, error=exc)
+    status = client_status(path, status_for(exc))
     extra: dict[str, object] = {}
     if isinstance(exc, ModelNotFound) and exc.available:
         extra["available"] = exc.available
     if status == 500:
         return await handle_unexpected(request, exc)
-    response = error_response(status, str(exc), **extra)
+    response = error_response(status, str(exc), path=path, error=exc, **extra)
     if isinstance(exc, QueueFull):
         response.headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
     return response
@@ -112,7 +150,9 @@ async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
         request_id,
         exc_info=exc,
     )
-    return error_response(500, "internal server error", request_id=request_id)
+    return error_response(
+        500, "internal server error", path=request.url.path, request_id=request_id
+    )
 
 
 EXCEPTION_HANDLERS = {

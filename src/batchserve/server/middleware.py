@@ -1,5 +1,10 @@
 """One pure ASGI middleware for what every request shares: a request id, the bearer
-token check, the request counter and latency, and a structured access log line."""
+token check, the request counter and latency, and a structured access log line.
+
+With a token set, every route needs it except the health probes and the browser
+page's static files (`GET /` and `/page/...`): they hold no data, and the page must
+load before its user can type the token, which it then sends on every API call.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,10 @@ import logging
 import time
 import uuid
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from batchserve.server.errors import error_body
 from batchserve.server.metrics import ServerMetrics
 
 access_log = logging.getLogger("batchserve.access")
@@ -19,6 +26,24 @@ access_log = logging.getLogger("batchserve.access")
 #: whether the process is up and whether its models are loaded. A model's own
 #: readiness (`/v2/models/{m}/ready`) names a model, so it needs the token.
 UNAUTHENTICATED_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})
+#: The browser page and its assets (static files from the package), read-only.
+PAGE_PATHS = ("/", "/page/")
+_STATE_MODEL = "metrics_model"
+
+
+def is_public(scope: Scope) -> bool:
+    """Reachable without the token: the health probes, and GET of the page's files."""
+    path = scope["path"]
+    if path in UNAUTHENTICATED_PATHS:
+        return True
+    page = path == PAGE_PATHS[0] or path.startswith(PAGE_PATHS[1])
+    return page and scope["method"] in ("GET", "HEAD")
+
+
+def record_model(request: Request, name: str) -> None:
+    """Label this request's metrics with the model its body named (routes without
+    `{name}` in the path); call once the model is found, so no client mints series."""
+    request.scope.setdefault("state", {})[_STATE_MODEL] = name
 
 
 class RequestContextMiddleware:
@@ -52,10 +77,10 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            if self._expected is not None and scope["path"] not in UNAUTHENTICATED_PATHS:
+            if self._expected is not None and not is_public(scope):
                 given = headers.get(b"authorization", b"")
                 if not hmac.compare_digest(given, self._expected):
-                    await _unauthorized(send_with_context)
+                    await _unauthorized(scope["path"], send_with_context)
                     return
             await self.app(scope, receive, send_with_context)
         finally:
@@ -68,6 +93,8 @@ class RequestContextMiddleware:
         # No labels from a 404's path: a client must not be able to mint time series.
         model = params.get("name", "")
         version = params.get("version", "")
+        if not model:  # a route that names its model in the body
+            model = scope.get("state", {}).get(_STATE_MODEL, "")
         self.metrics.requests.labels(model, version, template, str(status)).inc()
         if model:
             self.metrics.latency.labels(model, template).observe(seconds)
@@ -89,8 +116,8 @@ class RequestContextMiddleware:
             )
 
 
-async def _unauthorized(send: Send) -> None:
-    body = json.dumps({"error": "missing or wrong bearer token"}).encode()
+async def _unauthorized(path: str, send: Send) -> None:
+    body = json.dumps(error_body(path, 401, "missing or wrong bearer token")).encode()
     await send(
         {
             "type": "http.response.start",

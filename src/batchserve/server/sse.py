@@ -37,6 +37,8 @@ class TokenChannel:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self.queue: asyncio.Queue[object] = asyncio.Queue()
+        #: Tokens taken by `next_token` so far.
+        self.received = 0
 
     def put(self, token: int) -> None:
         """Called on the batcher's thread; raises once the event loop is closed, which
@@ -50,17 +52,23 @@ class TokenChannel:
 
         handle.future.add_done_callback(end)
 
+    async def next_token(self, timeout: float) -> int | None:
+        """The next token, or None once the generation is done; TimeoutError when none
+        comes within `timeout` seconds."""
+        item = await asyncio.wait_for(self.queue.get(), timeout)
+        if item is _END:
+            return None
+        self.received += 1
+        return item  # type: ignore[return-value]
+
 
 async def text_pieces(gen: Generation) -> AsyncIterator[str]:
     """The generated text as it comes, in pieces that never cut a character in two;
     raises TimeoutError when no token comes within the request's time."""
     assert gen.channel is not None
     decoder = gen.codec.tokenizer.stream_decoder()
-    while True:
-        item = await asyncio.wait_for(gen.channel.queue.get(), gen.timeout_s + 5)
-        if item is _END:
-            break
-        piece = decoder.push(item)  # type: ignore[arg-type]
+    while (token := await gen.channel.next_token(gen.timeout_s + 5)) is not None:
+        piece = decoder.push(token)
         if piece:
             yield piece
     tail = decoder.flush()

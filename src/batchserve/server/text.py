@@ -26,7 +26,7 @@ from batchserve.codecs.text import (
     decode_texts,
 )
 from batchserve.codecs.v2 import InferRequest
-from batchserve.errors import InvalidInput
+from batchserve.errors import InvalidInput, InvalidParameter
 from batchserve.repository.loaded_model import (
     GenerationHandle,
     GenerationResult,
@@ -38,7 +38,7 @@ from batchserve.server.inference import infer
 from batchserve.server.requests import request_timeout, wait_or_disconnect
 from batchserve.server.sse import TokenChannel
 
-_SAMPLING_FIELDS = ("max_tokens", "temperature", "top_k", "seed", "ignore_eos")
+_SAMPLING_FIELDS = ("max_tokens", "temperature", "top_k", "top_p", "seed", "ignore_eos")
 #: The batcher fails a generation at its deadline itself; waiting a little longer lets
 #: that error, not a timeout here, be the answer.
 _PAST_DEADLINE_S = 5.0
@@ -66,13 +66,13 @@ def sampling_fields(parameters: Mapping[str, Any], top: Mapping[str, Any]) -> di
             continue
         if key == "ignore_eos":
             if not isinstance(value, bool):
-                raise InvalidInput("ignore_eos must be true or false")
-        elif key == "temperature":
+                raise InvalidParameter(key, "ignore_eos must be true or false")
+        elif key in ("temperature", "top_p"):
             if isinstance(value, bool) or not isinstance(value, int | float):
-                raise InvalidInput(f"temperature must be a number, not {value!r}")
+                raise InvalidParameter(key, f"{key} must be a number, not {value!r}")
             value = float(value)
         elif isinstance(value, bool) or not isinstance(value, int):
-            raise InvalidInput(f"{key} must be a whole number, not {value!r}")
+            raise InvalidParameter(key, f"{key} must be a whole number, not {value!r}")
         found[key] = value
     return found
 
@@ -102,8 +102,8 @@ async def start_generation(
     sampling = dict(sampling)
     max_tokens = sampling.pop("max_tokens", config.max_tokens)
     if isinstance(max_tokens, int) and max_tokens > config.max_tokens_limit:
-        raise InvalidInput(
-            f"max_tokens must be at most {config.max_tokens_limit}, not {max_tokens}"
+        raise InvalidParameter(
+            "max_tokens", f"max_tokens must be at most {config.max_tokens_limit}, not {max_tokens}"
         )
     try:
         params = SamplingParams(max_tokens=max_tokens, **sampling)
@@ -155,9 +155,22 @@ def generation_timings(result: GenerationResult) -> dict[str, float | None]:
     }
 
 
+@dataclass(frozen=True)
+class Embeddings:
+    """Unit vectors [texts, dims], and how many tokens of each text the model read."""
+
+    vectors: np.ndarray
+    token_counts: list[int]
+
+
 async def embed(request: Request, model: LoadedModel, texts: list[str]) -> np.ndarray:
-    """One unit vector per text, [len(texts), dims]. Each text is its own request to the
-    scheduler, so texts of similar length from any client share a padded batch."""
+    """One unit vector per text, [len(texts), dims]."""
+    return (await embed_texts(request, model, texts)).vectors
+
+
+async def embed_texts(request: Request, model: LoadedModel, texts: list[str]) -> Embeddings:
+    """Each text is its own request to the scheduler, so texts of similar length from any
+    client share a padded batch."""
     codec = model.codec.text
     if not isinstance(codec, EmbeddingCodec):
         raise InvalidInput(f"model {model.name!r} does not embed text (task: {model.config.task})")
@@ -165,7 +178,8 @@ async def embed(request: Request, model: LoadedModel, texts: list[str]) -> np.nd
     results = await asyncio.gather(*(infer(request, model, inputs) for inputs in requests))
     wanted = codec.config.output
     rows = [r.outputs[wanted] if wanted else next(iter(r.outputs.values())) for r in results]
-    return np.concatenate(rows)
+    counts = [int(inputs[codec.config.ids_input].shape[1]) for inputs in requests]
+    return Embeddings(np.concatenate(rows), counts)
 
 
 async def infer_text(

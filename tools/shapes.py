@@ -146,3 +146,32 @@ def draw_scene(rng: np.random.Generator, width: int, height: int) -> Image.Image
         _draw_shape(canvas, rng, shape, class_colour(rng, colour), centre, r)
     image = image.filter(ImageFilter.GaussianBlur(1.5))
     return _add_noise(rng, image, 6.0)
+
+
+def draw_objects(
+    rng: np.random.Generator, size: int = 256, cell: int = 64, count: int = 5
+) -> tuple[Image.Image, list[tuple[int, tuple[int, int, int, int]]]]:
+    """A ``size`` x ``size`` picture of ``count`` shapes, at most one in each ``cell``-pixel
+    grid cell and wholly inside it (as the demo classifier saw them), over one background.
+
+    Returns the image and each shape's class index and box ``(x0, y0, x1, y1)`` (pixels,
+    exclusive ends): the ground truth of the detector example (examples/detector).
+    """
+    per_side = size // cell
+    if count > per_side * per_side:
+        raise ValueError(f"{count} shapes do not fit {per_side * per_side} cells")
+    image = _background(rng, size)
+    truth = []
+    for slot in rng.choice(per_side * per_side, size=count, replace=False).tolist():
+        top, left = (slot // per_side) * cell, (slot % per_side) * cell
+        class_index = int(rng.integers(len(CLASSES)))
+        colour, shape = CLASSES[class_index].split(" ")
+        r = cell * rng.uniform(0.25, 0.4)
+        cx, cy = left + rng.uniform(r + 2, cell - r - 2), top + rng.uniform(r + 2, cell - r - 2)
+        mask = Image.new("L", (size, size), 0)
+        _draw_shape(ImageDraw.Draw(mask), rng, shape, 255, (cx, cy), r)  # type: ignore[arg-type]
+        image.paste(Image.new("RGB", (size, size), class_colour(rng, colour)), mask=mask)
+        box = mask.getbbox()
+        assert box is not None
+        truth.append((class_index, box))
+    return _add_noise(rng, image, rng.uniform(0.0, 8.0)), truth

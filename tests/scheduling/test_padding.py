@@ -13,9 +13,8 @@ from batchserve.config import ModelConfig
 from batchserve.runtimes import RuntimeOptions, load_instance
 from batchserve.runtimes.base import ModelInstance
 from batchserve.scheduling import DynamicBatcher
-from batchserve.scheduling.batching import Padding
+from batchserve.scheduling.batching import Padding, TensorBatching, batch_key
 from batchserve.scheduling.factory import padding_for
-from batchserve.scheduling.request_queue import batch_key
 from tests import onnx_builders
 from tests.scheduling.instances import ObservedInstance
 
@@ -36,7 +35,7 @@ def held_batcher(
 ) -> tuple[DynamicBatcher, ObservedInstance]:
     """A batcher whose one worker is held on a first request, so the rest queue up."""
     observed = ObservedInstance(instance)
-    batcher = DynamicBatcher([observed], max_batch_size=16, padding=padding)
+    batcher = DynamicBatcher([observed], max_batch_size=16, batching=TensorBatching(padding))
     batcher.start()
     return batcher, observed
 

@@ -4,7 +4,8 @@ The loader builds a `ModelCodec` for each loaded version; the server reaches a m
 formats only through it (`LoadedModel.codec`):
 
 - `predict`: what `/v1/models/{m}/predict` does with the model — an image classifier's
-  decode + top-k (`classifier.ImageClassifier`), or a Python model's own decode/encode;
+  decode + top-k (`classifier.ImageClassifier`), or a Python model's own decode/encode
+  (`custom_format.CustomFormatCodec`);
 - `labels`: class names, for the v2 classification extension;
 - `text`: a text model's tokenizer side (generation or embeddings).
 """

@@ -7,16 +7,18 @@ import time
 from pathlib import Path
 
 from batchserve.codecs.classifier import ImageClassifier
+from batchserve.codecs.custom_format import CustomFormatCodec
 from batchserve.codecs.images import ImageCodec
 from batchserve.codecs.labels import load_labels
 from batchserve.codecs.model_codec import ModelCodec
 from batchserve.codecs.text import load_text_codec, served_specs
 from batchserve.config import ModelConfig, TensorConfig, load_model_config
 from batchserve.datatypes import TensorSpec, numpy_dtype
-from batchserve.errors import ConfigError, ModelLoadError
+from batchserve.errors import BatchserveError, ConfigError, ModelLoadError
 from batchserve.machine import cpu_count
 from batchserve.repository.loaded_model import LoadedModel
 from batchserve.runtimes import ModelInstance, Runtime, RuntimeOptions, get_runtime
+from batchserve.runtimes.base import CustomFormat
 from batchserve.runtimes.registry import check_backend
 from batchserve.scheduling.factory import (
     build_continuous_batcher,
@@ -112,9 +114,13 @@ def load_model_version(
         safe = config.concurrency_safe
         if safe is None:
             safe = probe.concurrency_safe
-        probe.close()
+        warm_inputs = probe.example_request(0)
+        custom = probe.custom_format()
+        if custom is None:
+            probe.close()
+        # else the model's own decode/encode run on the probe, which stays open with the model
 
-        codec = build_codec(name, config, model_dir, inputs, outputs)
+        codec = build_codec(name, config, model_dir, inputs, outputs, custom)
         if config.generate is not None:
             built = build_continuous_batcher(
                 config.scheduler,
@@ -129,6 +135,7 @@ def load_model_version(
                 make_instance=make_instance,
                 specs=inputs,
                 concurrency_safe=safe,
+                batch_format=probe.batch_format,
                 name=f"{name}-v{version}",
                 threads_per_instance=not runtime.threads_per_process,
                 batchable=all(spec.batched for spec in inputs),
@@ -154,7 +161,7 @@ def load_model_version(
             source=source,
         )
         if config.warmup:
-            _warm_up(model)
+            _warm_up(model, warm_inputs)
     except BaseException:
         if built is not None:
             built.scheduler.stop(drain=False, timeout=5)
@@ -171,8 +178,11 @@ def build_codec(
     model_dir: Path,
     inputs: tuple[TensorSpec, ...],
     outputs: tuple[TensorSpec, ...],
+    custom: CustomFormat | None = None,
 ) -> ModelCodec:
-    """The model's request and response formats, from its model.yaml and files."""
+    """The model's request and response formats, from its model.yaml and files: the
+    model's own /predict format when its runtime has one (`custom`), else an image
+    classifier's when model.yaml has `preprocessing`."""
     labels = None
     if config.labels:
         labels_path = model_dir / config.labels
@@ -181,7 +191,9 @@ def build_codec(
         labels = load_labels(labels_path)
     predict = None
     prep = config.preprocessing
-    if prep is not None:
+    if custom is not None:
+        predict = CustomFormatCodec(custom.decode, custom.encode, custom.takes_images)
+    elif prep is not None:
         predict = ImageClassifier(
             image=ImageCodec(prep),
             input_name=prep.input or inputs[0].name,
@@ -239,11 +251,20 @@ def predict_resident_bytes(config: ModelConfig, version_dir: Path) -> int:
     return estimate_resident_bytes(weights_bytes(version_dir), distinct)
 
 
-def _warm_up(model: LoadedModel) -> None:
-    """One call per worker, so the first real request does not pay for allocation."""
-    inputs = sample_inputs(model.inputs, 1)
+def _warm_up(model: LoadedModel, example: object | None = None) -> None:
+    """One call per worker, so the first real request does not pay for allocation: on the
+    model's own example input when it has one, else on random tensors of its inputs."""
+    if example is not None:
+        inputs, what = example, "the model's example"
+    else:
+        inputs, what = sample_inputs(model.inputs, 1) if model.inputs else None, "random inputs"
     if inputs is None:
         return
     futures = [model.submit(inputs) for _ in range(model.workers)]
-    for future in futures:
-        future.result(timeout=60)
+    try:
+        for future in futures:
+            future.result(timeout=60)
+    except BatchserveError as exc:
+        raise ModelLoadError(
+            f"warm-up on {what} failed: {exc} (`warmup: false` in model.yaml skips it)"
+        ) from exc

@@ -12,7 +12,7 @@ knows anything of queues, HTTP or S3.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -53,6 +53,18 @@ class RuntimeOptions:
     options: BaseModel | None = None
 
 
+@dataclass(frozen=True)
+class CustomFormat:
+    """A model's own request and response format on `/v1/.../predict` (a Python model's
+    `decode` and `encode`); either may be None: then the body is JSON, and the output is
+    made JSON-able. With `takes_images`, `decode` gets the image bytes from any of the
+    server's image envelopes (raw, multipart, JSON `url` / `image_b64`)."""
+
+    decode: Callable[[bytes, str], Any] | None = None
+    encode: Callable[[Any], Any] | None = None
+    takes_images: bool = False
+
+
 class ModelInstance(ABC):
     """One loaded copy of a model."""
 
@@ -77,6 +89,23 @@ class ModelInstance(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release what the instance holds; the default holds nothing special."""
+
+    def custom_format(self) -> CustomFormat | None:
+        """The model's own /predict format, or None: it has none (a tensor model, served on
+        /predict only through model.yaml's `preprocessing`). It stays usable while the
+        instance is open, from several threads at once."""
+        return None
+
+    def example_request(self, seed: int) -> Any | None:
+        """One request's inputs, made up for warm-up and `batchserve check`, when the model
+        knows better than random tensors of its declared inputs (a Python model's
+        `example`); None: use those. Different seeds give different inputs."""
+        return None
+
+    def python_state(self) -> object | None:
+        """The Python object whose attributes a call may write (a torch module, a Python
+        model's object), for `batchserve check`; None when the runtime holds none."""
+        return None
 
     def describe(self) -> dict[str, list[dict[str, object]]]:
         """Inputs and outputs as plain data (v2 metadata shape)."""

@@ -44,6 +44,7 @@ class RuntimeEntry:
 BUILTIN: dict[str, RuntimeEntry] = {
     "onnx": RuntimeEntry("batchserve.runtimes.onnx:OnnxRuntime"),
     "torch": RuntimeEntry("batchserve.runtimes.torch:TorchRuntime", "torch", "torch"),
+    "python": RuntimeEntry("batchserve.runtimes.python:PythonRuntime"),
 }
 
 

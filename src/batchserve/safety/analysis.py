@@ -11,19 +11,24 @@ module is in eval mode under `torch.inference_mode()`) and returns a `Finding`:
 - race: N threads calling one instance at once with different inputs, each result
   compared with the same input run alone.
 
-Only the determinism and race checks apply to a non-torch instance (ONNX Runtime).
-`verdict.decide` turns the findings into the verdict.
+A Python model (`backend: python`) gets the attribute check on its own object (and any
+torch module it holds), then determinism and the race test, fed its own `example(seed)`
+inputs when the class has that method, else random tensors of its declared inputs.
+Only the determinism and race checks apply to an instance that holds no Python state
+(ONNX Runtime). `verdict.decide` turns the findings into the verdict.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import math
 import random
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +36,7 @@ from batchserve.machine import cpu_count
 from batchserve.runtimes.base import ModelInstance
 from batchserve.safety.inputs import random_inputs
 from batchserve.safety.memory import MemoryEstimate, artifact_estimate
+from batchserve.safety.state import diff, is_torch_module, snapshot
 from batchserve.safety.verdict import Finding, SafetyReport, decide
 
 DEFAULT_THREADS = 8
@@ -41,44 +47,61 @@ RTOL, ATOL = 1e-5, 1e-6
 _INPUTS_PER_THREAD = 2
 _RACE_TIMEOUT_S = 120.0
 
-Tensors = Mapping[str, np.ndarray]
+#: One request's inputs as the instance takes them: named tensors, or for a "list"
+#: instance (a Python model) one value of its own.
+Request = Any
 
 
 def torch_module(instance: ModelInstance):  # type: ignore[no-untyped-def]
     """The instance's `torch.nn.Module`, or None for a runtime without one."""
-    module = getattr(instance, "module", None)
-    if module is None or "torch" not in sys.modules:
-        return None
-    import torch
-
-    return module if isinstance(module, torch.nn.Module) else None
+    state = instance.python_state()
+    return state if is_torch_module(state) else None
 
 
-def _call(instance: ModelInstance, inputs: Tensors) -> dict[str, np.ndarray]:
-    """One run on copies: a model that writes its input in place must not change the
-    inputs that later calls reuse, or that would pass for state."""
-    return instance.run({name: array.copy() for name, array in inputs.items()})
+def _call(instance: ModelInstance, request: Request) -> Any:
+    """One run on a copy: a model that writes its input in place must not change the
+    inputs that later calls reuse, or that would pass for state. A "list" instance gets
+    a batch of one and gives back its one result."""
+    if instance.batch_format == "list":
+        return instance.run([copy.deepcopy(request)])[0]
+    return instance.run({name: array.copy() for name, array in request.items()})
 
 
-def output_difference(expected: Tensors, got: Tensors) -> float | None:
-    """None when two results agree; else the largest absolute difference (inf: other shapes)."""
-    if set(expected) != set(got):
-        return float("inf")
-    worst = 0.0
-    agree = True
-    for name, want in expected.items():
-        have = got[name]
-        if want.shape != have.shape or want.dtype != have.dtype:
+def output_difference(expected: Any, got: Any) -> float | None:
+    """None when two results agree; else the largest absolute difference (inf: another
+    structure, shape or value that is not a float). Results are named tensors, or a
+    Python model's own: nested dicts, lists, arrays, numbers and other values."""
+    if isinstance(expected, Mapping):
+        if not isinstance(got, Mapping) or set(expected) != set(got):
             return float("inf")
-        if want.dtype.kind in "fc":
-            if not np.allclose(want, have, rtol=RTOL, atol=ATOL, equal_nan=True):
-                agree = False
-                delta = np.abs(want.astype(np.float64) - have.astype(np.float64))
-                worst = max(worst, float(np.nanmax(delta)) if delta.size else 0.0)
-        elif not np.array_equal(want, have):
-            agree = False
-            worst = float("inf")
-    return None if agree else worst
+        pairs = [(expected[k], got[k]) for k in expected]
+    elif isinstance(expected, (list, tuple)):
+        if not isinstance(got, (list, tuple)) or len(expected) != len(got):
+            return float("inf")
+        pairs = list(zip(expected, got, strict=True))
+    else:
+        return _leaf_difference(expected, got)
+    worst: float | None = None
+    for want, have in pairs:
+        difference = output_difference(want, have)
+        if difference is not None:
+            worst = difference if worst is None else max(worst, difference)
+    return worst
+
+
+def _leaf_difference(want: Any, have: Any) -> float | None:
+    if isinstance(want, (float, np.floating)) and isinstance(have, (float, np.floating)):
+        want, have = np.asarray(want), np.asarray(have)
+    if not isinstance(want, np.ndarray):
+        return None if type(want) is type(have) and want == have else float("inf")
+    if not isinstance(have, np.ndarray) or want.shape != have.shape or want.dtype != have.dtype:
+        return float("inf")
+    if want.dtype.kind not in "fc":
+        return None if np.array_equal(want, have) else float("inf")
+    if np.allclose(want, have, rtol=RTOL, atol=ATOL, equal_nan=True):
+        return None
+    delta = np.abs(want.astype(np.float64) - have.astype(np.float64))
+    return float(np.nanmax(delta)) if delta.size else 0.0
 
 
 _EFFECT = {
@@ -118,24 +141,27 @@ def check_training_mode(instance: ModelInstance, module: object) -> Finding:
     return Finding("training_mode", title, "warn", summary, details, {"modules": len(found)})
 
 
-def check_mutated_state(instance: ModelInstance, module: object, sample: Tensors) -> list[Finding]:
-    """Snapshot, call, snapshot, call, snapshot: what does forward write?"""
-    if module is None:
-        reason = "not a torch model: the runtime holds no Python state of the model's"
+def check_mutated_state(instance: ModelInstance, sample: Request) -> list[Finding]:
+    """Snapshot, call, snapshot, call, snapshot: what does forward (or predict) write?"""
+    owner = instance.python_state()
+    torch = is_torch_module(owner)
+    call = "forward" if torch else "predict"
+    if owner is None:
+        reason = "the runtime holds no Python state of the model's"
         return [
             Finding("attributes", "attributes written by forward", "skipped", reason),
             Finding("tensors", "buffers and parameters written by forward", "skipped", reason),
         ]
-    from batchserve.safety.state import diff, snapshot
-
-    before = snapshot(module)  # type: ignore[arg-type]
+    root = "the root module" if torch else "the model object"
+    before = snapshot(owner)
     _call(instance, sample)
-    middle = snapshot(module)  # type: ignore[arg-type]
+    middle = snapshot(owner)
     _call(instance, sample)
-    after = snapshot(module)  # type: ignore[arg-type]
-    first = {change.key: change for change in diff(before, middle)}
-    every = diff(middle, after)
+    after = snapshot(owner)
+    first = {change.key: change for change in diff(before, middle, call=call, root=root)}
+    every = diff(middle, after, call=call, root=root)
     every_keys = {c.key for c in every}
+    holds_tensors = any(kind != "attribute" for _, kind, _ in before)
 
     def finding(check: str, title: str, kinds: tuple[str, ...], clean: str) -> Finding:
         repeated = [c for c in every if c.kind in kinds]
@@ -148,25 +174,32 @@ def check_mutated_state(instance: ModelInstance, module: object, sample: Tensors
         ]
         names = [f"{c.module_path or '(root)'}.{c.name}" for c in repeated]
         if repeated:
-            return Finding(check, title, "fail", f"forward writes {', '.join(names)}", details)
+            return Finding(check, title, "fail", f"{call} writes {', '.join(names)}", details)
         if once:
             return Finding(check, title, "warn", "written on the first call only", details)
         return Finding(check, title, "pass", clean)
 
-    return [
-        finding(
-            "attributes",
-            "attributes written by forward",
-            ("attribute",),
-            "forward changed no Python attribute of any module",
-        ),
-        finding(
+    attributes = finding(
+        "attributes",
+        f"attributes written by {call}",
+        ("attribute",),
+        f"{call} changed no Python attribute of {'any module' if torch else 'the model'}",
+    )
+    if not torch and not holds_tensors:
+        tensors = Finding(
             "tensors",
-            "buffers and parameters written by forward",
+            f"buffers and parameters written by {call}",
+            "skipped",
+            "the model holds no torch module: no buffers or parameters",
+        )
+    else:
+        tensors = finding(
+            "tensors",
+            f"buffers and parameters written by {call}",
             ("buffer", "parameter"),
-            "forward wrote no buffer or parameter",
-        ),
-    ]
+            f"{call} wrote no buffer or parameter",
+        )
+    return [attributes, tensors]
 
 
 @contextlib.contextmanager
@@ -188,7 +221,7 @@ def _reseeded(seed: int) -> Iterator[None]:
             torch.random.set_rng_state(torch_state)
 
 
-def check_determinism(instance: ModelInstance, sample: Tensors) -> Finding:
+def check_determinism(instance: ModelInstance, sample: Request) -> Finding:
     title = "same input, same output"
     first, second = _call(instance, sample), _call(instance, sample)
     difference = output_difference(first, second)
@@ -231,7 +264,7 @@ def check_determinism(instance: ModelInstance, sample: Tensors) -> Finding:
 
 def race_test(
     instance: ModelInstance,
-    make_inputs: Callable[[int], dict[str, np.ndarray]],
+    make_inputs: Callable[[int], Request],
     threads: int,
     iterations: int,
 ) -> Finding:
@@ -300,7 +333,7 @@ def race_test(
 
 
 def _estimate_memory(
-    instance: ModelInstance, module: object, sample: Tensors, artifact_bytes: int | None
+    instance: ModelInstance, module: object, sample: Request, artifact_bytes: int | None
 ) -> MemoryEstimate:
     if module is not None:
         from batchserve.safety.torch_memory import torch_estimate
@@ -316,7 +349,7 @@ def _estimate_memory(
 
 def analyse(
     instance: ModelInstance,
-    input_shapes: Mapping[str, tuple[int, ...]],
+    input_shapes: Mapping[str, tuple[int, ...]] | None,
     *,
     threads: int = DEFAULT_THREADS,
     iterations: int = DEFAULT_ITERATIONS,
@@ -326,14 +359,22 @@ def analyse(
 ) -> SafetyReport:
     """Run every check on a freshly loaded instance and decide the verdict.
 
+    Inputs are random tensors of `input_shapes`; with None, the model's own examples
+    (`instance.example_request(seed)`, a Python model's `example`).
     The instance is called many times, and a stateful one is left changed: load a
     fresh instance to serve.
     """
-    make_inputs = functools.partial(random_inputs, instance.inputs, input_shapes)
+    make_inputs: Callable[[int], Request]
+    if input_shapes is None:
+        make_inputs = instance.example_request
+    else:
+        make_inputs = functools.partial(random_inputs, instance.inputs, input_shapes)
     sample = make_inputs(0)
+    if sample is None:
+        raise ValueError("the model has no example inputs; give input shapes")
     module = torch_module(instance)
     findings = [check_training_mode(instance, module)]
-    findings += check_mutated_state(instance, module, sample)
+    findings += check_mutated_state(instance, sample)
     memory = _estimate_memory(instance, module, sample, artifact_bytes)
     determinism = check_determinism(instance, sample)
     findings.append(determinism)

@@ -25,7 +25,7 @@ from batchserve.repository.loader import (
     weights_bytes,
 )
 from batchserve.repository.local_store import LocalStore
-from batchserve.runtimes import Runtime, RuntimeOptions, get_runtime
+from batchserve.runtimes import ModelInstance, Runtime, RuntimeOptions, get_runtime
 from batchserve.runtimes.registry import runtime_for_artifact
 from batchserve.safety.analysis import (
     DEFAULT_ITERATIONS,
@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
         shapes_given = parse_shape_arguments(args.input_shape)
         instance = target.runtime.load(target.artifact, target.options)
         try:
-            shapes = resolve_input_shapes(instance, shapes_given)
+            shapes = _input_shapes(instance, shapes_given)
             report = analyse(
                 instance,
                 shapes,
@@ -159,7 +159,10 @@ def run(args: argparse.Namespace) -> int:
             "model": str(args.model),
             "artifact": str(target.artifact),
             "backend": target.backend,
-            "input_shapes": {name: list(shape) for name, shape in shapes.items()},
+            "input_shapes": (
+                None if shapes is None else {name: list(s) for name, s in shapes.items()}
+            ),
+            "inputs": "random" if shapes is not None else "the model's example(seed)",
             "threads": args.threads,
             "iterations": args.iterations,
             **report.to_json(),
@@ -169,6 +172,26 @@ def run(args: argparse.Namespace) -> int:
     else:
         _print_report(report, target, shapes, written)
     return EXIT_STATEFUL if report.verdict == "stateful" else EXIT_OK
+
+
+def _input_shapes(
+    instance: ModelInstance, given: dict[str | None, tuple[int, ...]]
+) -> dict[str, tuple[int, ...]] | None:
+    """The shapes of the random inputs to feed; None: the model's own examples (a Python
+    model's `example(seed)`), which are used unless `--input-shape` asks for random ones."""
+    if not given and instance.example_request(0) is not None:
+        return None
+    if instance.batch_format == "list" and not instance.inputs:
+        raise InputShapeError(
+            "the model declares no inputs and has no example(seed) method: give its class "
+            "one, or declare `inputs`, so the check has something to feed it"
+        )
+    try:
+        return resolve_input_shapes(instance, given)
+    except InputShapeError as exc:
+        if instance.batch_format != "list":
+            raise
+        raise InputShapeError(f"{exc}; or give the model's class an example(seed) method") from None
 
 
 _STATUS_STYLE = {
@@ -183,7 +206,7 @@ _VERDICT_STYLE = {"shared": "bold green", "pool": "bold yellow", "stateful": "bo
 def _print_report(
     report: SafetyReport,
     target: CheckTarget,
-    shapes: dict[str, tuple[int, ...]],
+    shapes: dict[str, tuple[int, ...]] | None,
     written: list[str],
 ) -> None:
     from rich.console import Console
@@ -191,7 +214,10 @@ def _print_report(
     from rich.table import Table
 
     console = Console()
-    fed = ", ".join(f"{name} {list(shape)}" for name, shape in shapes.items())
+    if shapes is None:
+        fed = "the model's example(seed)"
+    else:
+        fed = ", ".join(f"{name} {list(shape)}" for name, shape in shapes.items())
     table = Table(title=f"batchserve check {escape(str(target.artifact))}  (inputs: {fed})")
     table.add_column("check")
     table.add_column("result")

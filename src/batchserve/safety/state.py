@@ -1,31 +1,56 @@
-"""What a torch module holds, and what one call of it changed.
+"""What a model object holds, and what one call of it changed.
 
-A snapshot records every submodule's Python attributes (what `forward` can write
-with `self.x = ...`), its buffers and its parameters. Tensors are compared by
-identity and version counter, which every in-place write bumps, so a snapshot
-never copies weights. Python values are copied a few levels deep.
+A snapshot of a torch module records every submodule's Python attributes (what
+`forward` can write with `self.x = ...`), its buffers and its parameters. A snapshot
+of any other object (a Python model's) records its own attributes, and walks any torch
+module among them as above, under the attribute's name. Tensors are compared by
+identity and version counter, which every in-place write bumps, so a snapshot never
+copies weights. Python values are copied a few levels deep.
+
+torch is imported only if it already is: a Python model without torch needs none.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import sys
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-import torch
 
 _MAX_ITEMS = 256  # a container longer than this is compared by length only
 _DEPTH = 2  # how far into containers and plain objects a snapshot looks
 _SMALL_TENSOR = 4  # tensors up to this many elements are quoted in messages
-
-_MODULE_KEYS = frozenset(vars(torch.nn.Module()))
 _SCRIPT_KEYS = frozenset({"_c", "_concrete_type", "_initializing", "forward"})
 _SCRIPT_HIDDEN_ATTRIBUTES = frozenset({"training", "_is_full_backward_hook"})
-_GRAPH_KEYS = frozenset(vars(torch.fx.GraphModule(torch.nn.Module(), torch.fx.Graph()))) | {
-    "_in_spec",
-    "_out_spec",
-    "range_constraints",
-}
+
+
+def _torch() -> Any | None:
+    """torch, if something has imported it (no tensor exists otherwise)."""
+    return sys.modules.get("torch")
+
+
+@functools.cache
+def _module_keys() -> frozenset[str]:
+    torch = _torch()
+    assert torch is not None
+    return frozenset(vars(torch.nn.Module()))
+
+
+@functools.cache
+def _graph_keys() -> frozenset[str]:
+    torch = _torch()
+    assert torch is not None
+    graph = torch.fx.GraphModule(torch.nn.Module(), torch.fx.Graph())
+    return frozenset(vars(graph)) | {"_in_spec", "_out_spec", "range_constraints"}
+
+
+def is_torch_module(value: object) -> bool:
+    torch = _torch()
+    return torch is not None and isinstance(value, torch.nn.Module)
+
 
 Key = tuple[str, str, str]  # (module path, "attribute" | "buffer" | "parameter", name)
 
@@ -41,7 +66,7 @@ class _TensorState:
     values: tuple | None  # small tensors only, for the message
 
     @classmethod
-    def of(cls, tensor: torch.Tensor) -> _TensorState:
+    def of(cls, tensor: Any) -> _TensorState:
         try:
             version = tensor._version
         except RuntimeError:
@@ -93,7 +118,8 @@ def _freeze(value: object, depth: int = _DEPTH) -> object:
         return value
     if isinstance(value, float):
         return _NAN if math.isnan(value) else value
-    if isinstance(value, torch.Tensor):
+    torch = _torch()
+    if torch is not None and isinstance(value, torch.Tensor):
         return _TensorState.of(value)
     if isinstance(value, np.ndarray):
         return _ArrayState(value.copy()) if value.size <= 10_000 else ("array", id(value))
@@ -130,14 +156,15 @@ def _describe(frozen: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _module_type(module: torch.nn.Module) -> str:
+def _module_type(module: Any) -> str:
     return getattr(module, "original_name", None) or type(module).__name__
 
 
-def _script_attributes(module: torch.jit.ScriptModule) -> list[tuple[str, object]]:
+def _script_attributes(module: Any) -> list[tuple[str, object]]:
     """A TorchScript module's own attributes, which live in C++, not in its `__dict__`."""
+    torch = _torch()
     try:
-        named = torch._C._jit_debug_module_iterators(module._c)["named_attributes"]
+        named = torch._C._jit_debug_module_iterators(module._c)["named_attributes"]  # type: ignore[union-attr]
     except (AttributeError, KeyError, RuntimeError):  # a private API: degrade to nothing
         return []
     skip = {*module._modules.keys(), *module._parameters.keys(), *module._buffers.keys()}
@@ -145,19 +172,26 @@ def _script_attributes(module: torch.jit.ScriptModule) -> list[tuple[str, object
     return [(name, value) for name, value in named if name not in skip]
 
 
-def _python_attributes(module: torch.nn.Module) -> list[tuple[str, object]]:
-    skip = _MODULE_KEYS
+def _python_attributes(module: Any) -> list[tuple[str, object]]:
+    torch = _torch()
+    assert torch is not None
+    skip = _module_keys()
     if isinstance(module, torch.jit.ScriptModule):
         skip = skip | _SCRIPT_KEYS
     if isinstance(module, torch.fx.GraphModule):
-        skip = skip | _GRAPH_KEYS
+        skip = skip | _graph_keys()
     return [(k, v) for k, v in vars(module).items() if k not in skip and not callable(v)]
 
 
-def snapshot(module: torch.nn.Module) -> dict[Key, tuple[str, object]]:
-    """Every submodule's attributes, buffers and parameters: key -> (module type, frozen value)."""
-    state: dict[Key, tuple[str, object]] = {}
-    for path, sub in module.named_modules():
+State = dict[Key, tuple[str, object]]
+
+
+def _module_snapshot(module: Any, prefix: str = "") -> State:
+    torch = _torch()
+    assert torch is not None
+    state: State = {}
+    for sub_path, sub in module.named_modules():
+        path = ".".join(p for p in (prefix, sub_path) if p)
         kind = _module_type(sub)
         attributes = _python_attributes(sub)
         if isinstance(sub, torch.jit.ScriptModule):
@@ -168,6 +202,23 @@ def snapshot(module: torch.nn.Module) -> dict[Key, tuple[str, object]]:
             state[(path, "buffer", name)] = (kind, _TensorState.of(buf))
         for name, param in sub.named_parameters(recurse=False):
             state[(path, "parameter", name)] = (kind, _TensorState.of(param))
+    return state
+
+
+def snapshot(root: object) -> State:
+    """key -> (owner type, frozen value) for everything a call of `root` could write: a
+    torch module's submodules' attributes, buffers and parameters; any other object's
+    own attributes, with the torch modules among them walked under their names."""
+    if is_torch_module(root):
+        return _module_snapshot(root)
+    state: State = {}
+    kind = type(root).__name__
+    own = getattr(root, "__dict__", None)
+    for name, value in (own or {}).items():
+        if is_torch_module(value):
+            state.update(_module_snapshot(value, prefix=name))
+        elif not callable(value):
+            state[("", "attribute", name)] = (kind, _freeze(value))
     return state
 
 
@@ -182,6 +233,9 @@ class StateChange:
     how: str  # "changed", "added", "deleted", "written in place", "replaced"
     before: str | None
     after: str | None
+    #: What the call is ("forward", "predict") and what the root is called in sentences.
+    call: str = "forward"
+    root: str = "the root module"
 
     @property
     def key(self) -> Key:
@@ -189,7 +243,7 @@ class StateChange:
 
     @property
     def subject(self) -> str:
-        where = f"module '{self.module_path}'" if self.module_path else "the root module"
+        where = f"module '{self.module_path}'" if self.module_path else self.root
         return f"{self.module_type}.{self.name} ({self.kind} of {where})"
 
     def clause(self) -> str:
@@ -204,14 +258,17 @@ class StateChange:
         return f"was {self.how}"
 
     def sentence(self, then: StateChange | None = None) -> str:
-        text = f"{self.subject} {self.clause()} during forward"
+        text = f"{self.subject} {self.clause()} during {self.call}"
         if then is not None:
             text += f", and {then.clause()} on the next call"
         return text + "."
 
 
-def diff(before: dict[Key, tuple[str, object]], after: dict[Key, tuple[str, object]]):
-    """The state one call changed, in module order."""
+def diff(
+    before: State, after: State, *, call: str = "forward", root: str = "the root module"
+) -> list[StateChange]:
+    """The state one call (`call`, in sentences) changed, in module order; `root` names
+    the snapshot's root object where a change is its own."""
     changes: list[StateChange] = []
     for key in list(before) + [k for k in after if k not in before]:
         path, kind, name = key
@@ -230,5 +287,5 @@ def diff(before: dict[Key, tuple[str, object]], after: dict[Key, tuple[str, obje
                 how = "written in place" if old[1].ident == new[1].ident else "replaced"
                 if how == "replaced" and old[1].values is None:
                     how = "replaced by a new tensor"
-        changes.append(StateChange(path, module_type, kind, name, how, was, now))
+        changes.append(StateChange(path, module_type, kind, name, how, was, now, call, root))
     return changes

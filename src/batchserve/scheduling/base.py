@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
-
-import numpy as np
+from typing import Any
 
 
 @dataclass(frozen=True)
 class InferenceResult:
-    """One request's outputs, with where its time went."""
+    """One request's outputs (named arrays, or a Python model's own result), with where
+    its time went."""
 
-    outputs: dict[str, np.ndarray]
+    outputs: Any
     queue_s: float
     inference_s: float
     batch_size: int
@@ -35,16 +34,15 @@ class SchedulerStats:
 class Scheduler(ABC):
     """Turns concurrent requests into runtime calls.
 
-    `inputs` carry the batch dimension first (one image is shape [1, ...]).
+    `inputs` are named tensors with the batch dimension first (one image is shape
+    [1, ...]), or for an instance whose `batch_format` is "list", one opaque value.
     `deadline` is a `time.monotonic()` instant: a request still queued then
     fails with `DeadlineExceeded` and is never run. Cancelling the returned
     future before it runs drops the request from the queue.
     """
 
     @abstractmethod
-    def submit(
-        self, inputs: Mapping[str, np.ndarray], deadline: float | None = None
-    ) -> Future[InferenceResult]: ...
+    def submit(self, inputs: Any, deadline: float | None = None) -> Future[InferenceResult]: ...
 
     @abstractmethod
     def start(self) -> None: ...

@@ -1,13 +1,42 @@
-"""Stack requests into one batch and split a batch's outputs back to its requests."""
+"""How requests become one runtime call and the call's outputs go back to its requests.
+
+A `Batching` strategy is what the worker engine asks, so the engine itself knows
+nothing of what a request holds:
+
+- `TensorBatching` (runtimes whose `batch_format` is "tensors"): requests are named
+  arrays with the batch dimension first; requests of one shape (or, with `Padding`,
+  one bucketed length) are stacked into one call and its outputs split back by rows;
+- `ListBatching` ("list": a Python model's own values): each request is one opaque
+  value, any requests may share a call, and the call returns one result per value.
+"""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from batchserve.errors import InferenceError, InvalidInput
+
+
+class Batching(ABC):
+    """How a scheduler forms batches for one kind of instance."""
+
+    @abstractmethod
+    def admit(self, inputs: Any) -> tuple[int, Hashable]:
+        """A submitted request's rows and batch key (requests with equal keys may share a
+        call); raises InvalidInput for a request this batching cannot carry."""
+
+    @abstractmethod
+    def combine(self, requests: Sequence[Any]) -> Any:
+        """The one runtime call's input for these requests' inputs, in order."""
+
+    @abstractmethod
+    def separate(self, outputs: Any, requests: Sequence[Any], rows: Sequence[int]) -> list[Any]:
+        """The call's outputs cut back to one result per request, the contract checked."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +108,23 @@ def _pad_to(a: np.ndarray, target: list[int], axes: tuple[int, ...], fill: float
     return np.pad(a, widths, constant_values=np.array(fill).astype(a.dtype))
 
 
+def batch_key(inputs: Mapping[str, np.ndarray]) -> Hashable:
+    """Requests with equal keys can be stacked on the first dimension."""
+    return tuple((name, a.dtype.str, a.shape[1:]) for name, a in inputs.items())
+
+
+def tensor_rows(inputs: Mapping[str, np.ndarray]) -> int:
+    """The batch dimension every input shares; InvalidInput when they disagree."""
+    sizes = set()
+    for name, value in inputs.items():
+        if not isinstance(value, np.ndarray) or value.ndim == 0:
+            raise InvalidInput(f"input {name!r} must be an array with a batch dimension first")
+        sizes.add(value.shape[0])
+    if len(sizes) != 1:
+        raise InvalidInput(f"inputs disagree on the batch dimension: {sorted(sizes)}")
+    return sizes.pop()
+
+
 def stack(
     requests: Sequence[Mapping[str, np.ndarray]], padding: Padding | None = None
 ) -> dict[str, np.ndarray]:
@@ -104,3 +150,55 @@ def split(outputs: Mapping[str, np.ndarray], rows: Sequence[int]) -> list[dict[s
     bounds = np.cumsum(rows)[:-1]
     pieces = {name: np.split(value, bounds) for name, value in outputs.items()}
     return [{name: pieces[name][i] for name in outputs} for i in range(len(rows))]
+
+
+@dataclass(frozen=True)
+class TensorBatching(Batching):
+    """Named arrays, batch dimension first: stacked on it, outputs split by rows; with
+    `padding`, different lengths of the dynamic axes share a padded batch."""
+
+    padding: Padding | None = None
+
+    def admit(self, inputs: Any) -> tuple[int, Hashable]:
+        if not isinstance(inputs, Mapping) or not inputs:
+            raise InvalidInput("a request needs at least one input tensor")
+        rows = tensor_rows(inputs)
+        key = self.padding.key(inputs) if self.padding is not None else batch_key(inputs)
+        return rows, key
+
+    def combine(self, requests: Sequence[Any]) -> dict[str, np.ndarray]:
+        return stack(requests, self.padding)
+
+    def separate(
+        self, outputs: Any, requests: Sequence[Any], rows: Sequence[int]
+    ) -> list[dict[str, np.ndarray]]:
+        pieces = split(outputs, rows)
+        if self.padding is None:
+            return pieces
+        return [self.padding.unpad(p, r) for p, r in zip(pieces, requests, strict=True)]
+
+
+class ListBatching(Batching):
+    """One opaque value per request (a Python model's decoded input): any requests share a
+    call, which gets the values as a list and returns a list of as many results."""
+
+    _KEY = "list"
+
+    def admit(self, inputs: Any) -> tuple[int, Hashable]:
+        return 1, self._KEY
+
+    def combine(self, requests: Sequence[Any]) -> list[Any]:
+        return list(requests)
+
+    def separate(self, outputs: Any, requests: Sequence[Any], rows: Sequence[int]) -> list[Any]:
+        if not isinstance(outputs, (list, tuple)):
+            raise InferenceError(
+                f"the model broke the batch contract: it returned a {type(outputs).__name__} "
+                f"for a list of {len(requests)} inputs; return a list with one result per input"
+            )
+        if len(outputs) != len(requests):
+            raise InferenceError(
+                f"the model broke the batch contract: it returned {len(outputs)} results "
+                f"for {len(requests)} inputs"
+            )
+        return list(outputs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from batchserve.runtimes.base import ModelInstance
-from batchserve.scheduling.batching import Padding
+from batchserve.scheduling.batching import Batching
 from batchserve.scheduling.workers import BatchObserver, WorkerScheduler
 
 
@@ -17,9 +17,10 @@ class DynamicBatcher(WorkerScheduler):
     lets a user trade latency for throughput by waiting for a fuller batch.
     If a batch fails, its requests are retried one by one so that only the
     bad input fails. `instances` may repeat one concurrency-safe instance to
-    run several batches on it at once. With `padding`, requests whose shapes differ
-    only in the model's dynamic dimensions share a batch (grouped by bucketed
-    length, padded to the longest) instead of waiting for their own shape.
+    run several batches on it at once. `batching` says how requests share a call:
+    same-shape tensors stacked (the default); with `TensorBatching(padding)`, requests
+    whose shapes differ only in the model's dynamic dimensions (grouped by bucketed
+    length, padded to the longest); with `ListBatching`, any requests, one value each.
     """
 
     def __init__(
@@ -32,7 +33,7 @@ class DynamicBatcher(WorkerScheduler):
         name: str = "model",
         on_batch: BatchObserver | None = None,
         wide_instance: ModelInstance | None = None,
-        padding: Padding | None = None,
+        batching: Batching | None = None,
     ) -> None:
         super().__init__(
             instances,
@@ -42,5 +43,5 @@ class DynamicBatcher(WorkerScheduler):
             name=name,
             on_batch=on_batch,
             wide_instance=wide_instance,
-            padding=padding,
+            batching=batching,
         )

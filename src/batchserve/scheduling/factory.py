@@ -11,10 +11,10 @@ from batchserve.config import GenerateConfig, PaddingConfig, SchedulerConfig
 from batchserve.datatypes import TensorSpec
 from batchserve.errors import ConfigError
 from batchserve.machine import cpu_count
-from batchserve.runtimes.base import ModelInstance
+from batchserve.runtimes.base import BatchFormat, ModelInstance
 from batchserve.runtimes.step_model import StepModel
 from batchserve.scheduling.base import Scheduler
-from batchserve.scheduling.batching import Padding
+from batchserve.scheduling.batching import Batching, ListBatching, Padding, TensorBatching
 from batchserve.scheduling.continuous_batcher import ContinuousBatcher
 from batchserve.scheduling.dynamic_batcher import DynamicBatcher
 from batchserve.scheduling.layout import (
@@ -47,6 +47,14 @@ def shares_one_instance(config: SchedulerConfig, concurrency_safe: bool) -> bool
     return concurrency_safe and config.kind != "pool"
 
 
+#: A "list" instance (a Python model) takes opaque values that cannot be made up, so
+#: its layout is not profiled: one worker, whose model code picks its own threads (numpy
+#: and ONNX Runtime inside it use the cores), and batches of up to 8 requests, which form
+#: only while that worker is busy (work-conserving). model.yaml's explicit values win.
+LIST_WORKERS = 1
+LIST_BATCH = 8
+
+
 def build_scheduler(
     config: SchedulerConfig,
     *,
@@ -54,6 +62,7 @@ def build_scheduler(
     specs: tuple[TensorSpec, ...],
     concurrency_safe: bool,
     name: str,
+    batch_format: BatchFormat = "tensors",
     threads_per_instance: bool = True,
     batchable: bool = True,
     on_batch: BatchObserver | None = None,
@@ -65,7 +74,8 @@ def build_scheduler(
 
     `threads_per_instance` is False for runtimes whose thread count is per
     process (PyTorch): then threads are not a profiled dimension. `batchable`
-    is False when the model has no dynamic batch dimension.
+    is False when the model has no dynamic batch dimension. `batch_format` is the
+    instances' (see `batching.py`): "list" instances are laid out by `LIST_*`, unprofiled.
     """
     kind = config.kind
     if kind == "shared" and not concurrency_safe:
@@ -91,17 +101,25 @@ def build_scheduler(
         batches = list(BATCH_CANDIDATES)
 
     share = shares_one_instance(config, concurrency_safe)
-    choice = choose_layout(
-        make_instance=make_instance,
-        specs=specs,
-        concurrency_safe=share,
-        workers=workers,
-        threads=threads,
-        batch_sizes=batches,
-        budget_s=profile_budget_s,
-        cache_key=cache_key,
-        cache_dir=cache_dir,
-    )
+    batching: Batching
+    if batch_format == "list":
+        if config.pad is not None:
+            raise ConfigError(f"{name}: scheduler.pad pads tensors; this model's inputs are not")
+        batching = ListBatching()
+        choice = LayoutChoice(_list_layout(config, kind, threads, cores), (), from_cache=False)
+    else:
+        batching = TensorBatching(padding_for(config.pad, specs))
+        choice = choose_layout(
+            make_instance=make_instance,
+            specs=specs,
+            concurrency_safe=share,
+            workers=workers,
+            threads=threads,
+            batch_sizes=batches,
+            budget_s=profile_budget_s,
+            cache_key=cache_key,
+            cache_dir=cache_dir,
+        )
     layout = choice.layout
     if kind == "auto":
         kind = "batch" if layout.max_batch_size > 1 else ("shared" if concurrency_safe else "pool")
@@ -128,13 +146,13 @@ def build_scheduler(
         "name": name,
         "on_batch": on_batch,
         "wide_instance": wide,
+        "batching": batching,
     }
     if kind == "batch":
         scheduler = DynamicBatcher(
             instances,
             max_batch_size=layout.max_batch_size,
             max_delay_s=config.max_delay_ms / 1000.0,
-            padding=padding_for(config.pad, specs),
             **common,  # type: ignore[arg-type]
         )
     elif kind == "shared":
@@ -152,6 +170,25 @@ def build_scheduler(
         " (cached profile)" if choice.from_cache else "",
     )
     return BuiltScheduler(scheduler, kind, layout, choice if choice.measured else None)
+
+
+def _list_layout(
+    config: SchedulerConfig, kind: str, threads: list[int] | None, cores: int
+) -> Layout:
+    """The layout of a "list" model: model.yaml's values, else the `LIST_*` defaults."""
+    if config.max_in_flight is not None:
+        workers = config.max_in_flight
+    elif isinstance(config.instances, int):
+        workers = config.instances
+    else:
+        workers = LIST_WORKERS
+    if kind in ("shared", "pool"):
+        batch = 1
+    elif isinstance(config.max_batch_size, int):
+        batch = config.max_batch_size
+    else:
+        batch = LIST_BATCH
+    return Layout(workers, threads[0] if threads else cores, batch)
 
 
 def padding_for(config: PaddingConfig | None, specs: tuple[TensorSpec, ...]) -> Padding | None:

@@ -174,10 +174,15 @@ def format_table(measured: Sequence[Layout]) -> str:
 
 
 def file_fingerprint(path: Path) -> str:
+    """A digest of a file's bytes, or of a folder's files (names and bytes, in order)."""
     digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():
+            digest.update(f"{file.relative_to(path)}\0".encode())
+        with file.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
     return digest.hexdigest()[:20]
 
 

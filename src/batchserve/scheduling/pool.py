@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from batchserve.runtimes.base import ModelInstance
+from batchserve.scheduling.batching import Batching
 from batchserve.scheduling.workers import BatchObserver, WorkerScheduler
 
 
@@ -21,6 +22,7 @@ class InstancePool(WorkerScheduler):
         name: str = "model",
         on_batch: BatchObserver | None = None,
         wide_instance: ModelInstance | None = None,
+        batching: Batching | None = None,
     ) -> None:
         if len({id(i) for i in instances}) != len(instances):
             raise ValueError(f"{name}: a pool needs distinct instances")
@@ -31,4 +33,5 @@ class InstancePool(WorkerScheduler):
             name=name,
             on_batch=on_batch,
             wide_instance=wide_instance,
+            batching=batching,
         )

@@ -1,33 +1,26 @@
-"""A bounded FIFO of inference requests that hands out shape-compatible batches."""
+"""A bounded FIFO of inference requests that hands out batches of compatible requests."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections import deque
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-
-import numpy as np
+from typing import Any
 
 from batchserve.errors import DeadlineExceeded, QueueFull, SchedulerStopped
 from batchserve.scheduling.base import InferenceResult
-from batchserve.scheduling.batching import Padding
-
-
-def batch_key(inputs: Mapping[str, np.ndarray], padding: Padding | None = None) -> Hashable:
-    """Requests with equal keys can be stacked on the first dimension (after padding)."""
-    if padding is not None:
-        return padding.key(inputs)
-    return tuple((name, a.dtype.str, a.shape[1:]) for name, a in inputs.items())
 
 
 @dataclass(eq=False)
 class QueuedRequest:
-    """One submitted request and the future its caller waits on."""
+    """One submitted request and the future its caller waits on. `inputs` is whatever the
+    scheduler's batching carries (tensors, or one opaque value); `key` says which requests
+    may share a call."""
 
-    inputs: Mapping[str, np.ndarray]
+    inputs: Any
     rows: int
     key: Hashable
     deadline: float | None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from batchserve.runtimes.base import ModelInstance
+from batchserve.scheduling.batching import Batching
 from batchserve.scheduling.workers import BatchObserver, WorkerScheduler
 
 
@@ -22,6 +23,7 @@ class SharedInstance(WorkerScheduler):
         name: str = "model",
         on_batch: BatchObserver | None = None,
         wide_instance: ModelInstance | None = None,
+        batching: Batching | None = None,
     ) -> None:
         if not instance.concurrency_safe:
             raise ValueError(
@@ -34,4 +36,5 @@ class SharedInstance(WorkerScheduler):
             name=name,
             on_batch=on_batch,
             wide_instance=wide_instance,
+            batching=batching,
         )

@@ -11,16 +11,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from typing import Any
 
-import numpy as np
-
-from batchserve.errors import BatchserveError, InferenceError, InvalidInput, SchedulerStopped
+from batchserve.errors import BatchserveError, InferenceError, SchedulerStopped
 from batchserve.runtimes.base import ModelInstance
 from batchserve.scheduling.base import InferenceResult, Scheduler, SchedulerStats
-from batchserve.scheduling.batching import Padding, split, stack
-from batchserve.scheduling.request_queue import QueuedRequest, RequestQueue, batch_key
+from batchserve.scheduling.batching import Batching, TensorBatching
+from batchserve.scheduling.request_queue import QueuedRequest, RequestQueue
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +36,9 @@ class WorkerScheduler(Scheduler):
     itself alone (no other worker busy, nothing else queued) runs its batch there, so a
     lone request gets all the cores while a busy server keeps one narrow call per core.
     Only one worker can be alone at a time, so the wide instance is never shared.
+
+    `batching` says what a request holds and how requests share a call (see
+    `batching.py`): stacked tensors by default, one value per request for "list" instances.
     """
 
     def __init__(
@@ -48,7 +50,7 @@ class WorkerScheduler(Scheduler):
         max_queue: int = 256,
         name: str = "model",
         on_batch: BatchObserver | None = None,
-        padding: Padding | None = None,
+        batching: Batching | None = None,
         wide_instance: ModelInstance | None = None,
     ) -> None:
         if not instances:
@@ -61,7 +63,7 @@ class WorkerScheduler(Scheduler):
         self.name = name
         self._queue = RequestQueue(max_queue)
         self._on_batch = on_batch
-        self._padding = padding
+        self._batching = batching or TensorBatching()
         self._wide = wide_instance
         self._threads: list[threading.Thread] = []
         self._busy = 0
@@ -70,13 +72,8 @@ class WorkerScheduler(Scheduler):
 
     # -- Scheduler -------------------------------------------------------------------
 
-    def submit(
-        self, inputs: Mapping[str, np.ndarray], deadline: float | None = None
-    ) -> Future[InferenceResult]:
-        if not inputs:
-            raise InvalidInput("a request needs at least one input tensor")
-        rows = _rows(inputs)
-        key = batch_key(inputs, self._padding)
+    def submit(self, inputs: Any, deadline: float | None = None) -> Future[InferenceResult]:
+        rows, key = self._batching.admit(inputs)
         request = QueuedRequest(inputs=inputs, rows=rows, key=key, deadline=deadline)
         self._queue.put(request)
         return request.future
@@ -136,12 +133,9 @@ class WorkerScheduler(Scheduler):
     def _run_batch(self, instance: ModelInstance, batch: list[QueuedRequest]) -> None:
         started = time.monotonic()
         try:
-            outputs = instance.run(stack([r.inputs for r in batch], self._padding))
-            pieces = split(outputs, [r.rows for r in batch])
-            if self._padding is not None:
-                pieces = [
-                    self._padding.unpad(p, r.inputs) for p, r in zip(pieces, batch, strict=True)
-                ]
+            inputs = [r.inputs for r in batch]
+            outputs = instance.run(self._batching.combine(inputs))
+            pieces = self._batching.separate(outputs, inputs, [r.rows for r in batch])
         except Exception as exc:
             if len(batch) == 1:
                 batch[0].future.set_exception(_as_domain_error(exc))
@@ -164,17 +158,6 @@ class WorkerScheduler(Scheduler):
                     batch_size=rows,
                 )
             )
-
-
-def _rows(inputs: Mapping[str, np.ndarray]) -> int:
-    sizes = set()
-    for name, value in inputs.items():
-        if not isinstance(value, np.ndarray) or value.ndim == 0:
-            raise InvalidInput(f"input {name!r} must be an array with a batch dimension first")
-        sizes.add(value.shape[0])
-    if len(sizes) != 1:
-        raise InvalidInput(f"inputs disagree on the batch dimension: {sorted(sizes)}")
-    return sizes.pop()
 
 
 def _as_domain_error(exc: Exception) -> Exception:

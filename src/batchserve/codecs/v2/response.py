@@ -18,7 +18,7 @@ from batchserve.codecs.v2.binary import tensor_to_binary
 from batchserve.codecs.v2.header import RequestedOutput
 from batchserve.codecs.v2.json_data import tensor_to_json
 from batchserve.datatypes import v2_datatype
-from batchserve.errors import InvalidInput
+from batchserve.errors import InferenceError, InvalidInput
 
 
 def encode_infer_response(
@@ -41,6 +41,11 @@ def encode_infer_response(
     overrides. ``labels`` maps an output name to its class labels, used when
     that output is requested with ``classification``.
     """
+    if not isinstance(outputs, Mapping):  # a Python model's result for a v2 request
+        raise InferenceError(
+            f"the model returned a {type(outputs).__name__} for a v2 request; "
+            "v2 outputs are a dict of named arrays"
+        )
     selection = list(requested) if requested is not None else [RequestedOutput(n) for n in outputs]
     entries: list[dict[str, Any]] = []
     blobs: list[bytes] = []

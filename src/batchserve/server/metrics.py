@@ -130,6 +130,12 @@ class ServerMetrics:
             ["model", "version", "route", "status"],
             registry=r,
         )
+        self.grpc_requests = Counter(
+            "batchserve_grpc_requests",
+            "gRPC calls by model, version, method and status code",
+            ["model", "version", "method", "code"],
+            registry=r,
+        )
         self.latency = Histogram(
             "batchserve_request_seconds",
             "Whole request latency",

@@ -17,6 +17,7 @@ from batchserve.errors import DeadlineExceeded, InvalidInput, PayloadTooLarge
 from batchserve.repository.loaded_model import LoadedModel
 from batchserve.server.context import context
 from batchserve.server.errors import ClientDisconnected, HTTPError
+from batchserve.server.settings import ServerSettings
 
 T = TypeVar("T")
 
@@ -85,7 +86,12 @@ async def read_json_object(request: Request, limit: int | None = None) -> dict[s
 def request_timeout(request: Request, model: LoadedModel) -> float:
     """Seconds a request to `model` may take: --request-timeout, or the model's own
     `scheduler.timeout_ms` when that is shorter."""
-    timeout = context(request).settings.request_timeout_s
+    return model_timeout(context(request).settings, model)
+
+
+def model_timeout(settings: ServerSettings, model: LoadedModel) -> float:
+    """`request_timeout` for any protocol."""
+    timeout = settings.request_timeout_s
     if model.config.scheduler.timeout_ms is not None:
         timeout = min(timeout, model.config.scheduler.timeout_ms / 1000.0)
     return timeout

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class ServerSettings(BaseModel):
-    """Everything the HTTP layer needs; none of it changes a model's behaviour."""
+    """Everything the HTTP and gRPC layers need; none of it changes a model's behaviour."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -16,6 +16,8 @@ class ServerSettings(BaseModel):
     repositories: tuple[str, ...] = ()
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
+    #: The v2 protocol over gRPC on this port (0: a free one); None: no gRPC.
+    grpc_port: int | None = Field(None, ge=0, le=65535)
     auth_token: str | None = None
     max_body_bytes: int = Field(20 * 1024 * 1024, gt=0)
     max_top_k: int = Field(100, gt=0)

@@ -33,8 +33,9 @@ from batchserve.repository.loaded_model import (
     LoadedModel,
     SamplingParams,
 )
-from batchserve.server.context import context
+from batchserve.server.context import AppContext, context
 from batchserve.server.inference import infer
+from batchserve.server.metrics import ServerMetrics
 from batchserve.server.requests import request_timeout, wait_or_disconnect
 from batchserve.server.sse import TokenChannel
 
@@ -96,6 +97,22 @@ async def start_generation(
 ) -> Generation:
     """Tokenize `prompt` off the loop and start generating; with `stream`, tokens arrive
     on the generation's channel as they are sampled."""
+    timeout = request_timeout(request, model)
+    return await begin_generation(
+        context(request), model, prompt, sampling, timeout_s=timeout, stream=stream
+    )
+
+
+async def begin_generation(
+    ctx: AppContext,
+    model: LoadedModel,
+    prompt: str,
+    sampling: dict[str, Any],
+    *,
+    timeout_s: float,
+    stream: bool,
+) -> Generation:
+    """`start_generation` for any protocol: the caller says how long it may take."""
     codec = generation_codec(model)
     config = model.config.generate
     assert config is not None
@@ -109,16 +126,15 @@ async def start_generation(
         params = SamplingParams(max_tokens=max_tokens, **sampling)
     except TypeError as exc:
         raise InvalidInput(f"bad sampling parameters: {exc}") from None
-    tokens = await context(request).off_loop(codec.encode_prompt, prompt)
-    timeout = request_timeout(request, model)
+    tokens = await ctx.off_loop(codec.encode_prompt, prompt)
     channel = TokenChannel(asyncio.get_running_loop()) if stream else None
     started = time.monotonic()
     handle = model.generate(
-        tokens, params, deadline=started + timeout, on_token=channel.put if channel else None
+        tokens, params, deadline=started + timeout_s, on_token=channel.put if channel else None
     )
     if channel is not None:
         channel.close_when_done(handle)
-    return Generation(model, codec, handle, channel, timeout, started)
+    return Generation(model, codec, handle, channel, timeout_s, started)
 
 
 async def generation_result(request: Request, gen: Generation) -> GenerationResult:
@@ -134,7 +150,11 @@ async def generation_result(request: Request, gen: Generation) -> GenerationResu
 
 
 def observe_generation(request: Request, model: LoadedModel, result: GenerationResult) -> None:
-    m = context(request).metrics
+    record_generation(context(request).metrics, model, result)
+
+
+def record_generation(m: ServerMetrics, model: LoadedModel, result: GenerationResult) -> None:
+    """A finished generation's tokens and timings, in the metrics."""
     m.generated_tokens.labels(model.name).inc(len(result.tokens))
     if result.first_token_s is not None:
         m.time_to_first_token.labels(model.name).observe(result.first_token_s)

@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from batchserve.bench.grpc_target import GrpcTarget
 from batchserve.bench.targets import Endpoint, Payload, Target, encode_request
+from batchserve.codecs.grpc import inference_pb2 as pb
 from batchserve.codecs.v2 import HEADER_LENGTH_HEADER
 from tests import onnx_builders
 from tests.live_server import LiveServer
@@ -49,7 +51,8 @@ def slow_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def slow_server(slow_repository: Path) -> Iterator[LiveServer]:
-    with LiveServer([slow_repository]) as server:
+    """The slow models over HTTP and gRPC."""
+    with LiveServer([slow_repository], grpc=True) as server:
         yield server
 
 
@@ -73,3 +76,21 @@ def slow_target(server: LiveServer, model: str) -> Target:
         header + raw, "application/octet-stream", ((HEADER_LENGTH_HEADER, str(len(header))),)
     )
     return Target(endpoint, "POST", (encode_request(endpoint, "POST", payload),), model)
+
+
+def slow_grpc_target(server: LiveServer, model: str) -> GrpcTarget:
+    """A raw-contents ModelInfer for the slow model, as the bench would send it."""
+    request = pb.ModelInferRequest(model_name=model)
+    request.inputs.add(name="x", datatype="FP32", shape=[1, SLOW_SIZE])
+    request.raw_input_contents.append(np.ones((1, SLOW_SIZE), "<f4").tobytes())
+    host, port = server.grpc_address.rsplit(":", 1)
+    return GrpcTarget(
+        f"grpc://{server.grpc_address}/{model}",
+        host,
+        int(port),
+        model,
+        "",
+        (request.SerializeToString(),),
+        (),
+        model,
+    )

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from PIL import Image
 
@@ -22,7 +23,7 @@ LATENCY_KEYS = ("p50", "p90", "p95", "p99", "max")
 
 @pytest.fixture(scope="module")
 def demo_server() -> Iterator[LiveServer]:
-    with LiveServer([DEMO_REPOSITORY]) as server:
+    with LiveServer([DEMO_REPOSITORY], grpc=True) as server:
         yield server
 
 
@@ -33,6 +34,31 @@ def bench(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=timeout,
         env={**os.environ, "COLUMNS": "160"},
+    )
+
+
+def test_a_grpc_target_sweeps_with_the_same_statistics(demo_server, tmp_path):
+    out = tmp_path / "out"
+    run = bench(
+        f"grpc://{demo_server.grpc_address}/shapes",
+        "--concurrency", "1,4",
+        "--duration", "1.5s",
+        "--warmup", "0.5s",
+        "--metrics-url", f"{demo_server.url}/metrics",
+        "--out", str(out),
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "raw contents 'input'" in run.stdout
+    doc = json.loads((out / "bench.json").read_text())
+    assert doc["target"]["url"] == f"grpc://{demo_server.grpc_address}/shapes"
+    assert doc["target"]["method"] == "ModelInfer"
+    for step in doc["steps"]:
+        assert step["errors"] == {} and step["requests"] == step["ok"] > 5
+        assert step["rss_peak_bytes"] > 20_000_000
+    grpc_calls = httpx.get(f"{demo_server.url}/metrics", timeout=10).text
+    assert (
+        'batchserve_grpc_requests_total{code="OK",method="/inference.GRPCInferenceService/ModelInfer",model="shapes"'
+        in grpc_calls
     )
 
 

@@ -1,4 +1,5 @@
-"""Load-test an HTTP endpoint: a closed-loop concurrency sweep, or open-loop fixed rates.
+"""Load-test an HTTP endpoint or a gRPC model: a closed-loop concurrency sweep, or
+open-loop fixed rates.
 
 Closed loop (default): for each --concurrency level, that many clients send back to
 back for --duration after a warm-up. Open loop (--rate): requests arrive at a fixed
@@ -16,6 +17,11 @@ Only loopback targets unless --allow-remote. Examples:
       --images samples/bench_640x480.jpg --concurrency 1,8,64 --duration 20s --out results
   batchserve bench http://127.0.0.1:8000/v2/models/shapes/infer --rate 50/s,100/s
   batchserve bench http://127.0.0.1:9000/predict --body-template body.json  # {{image_b64}}
+  batchserve bench grpc://127.0.0.1:8001/mobilenet_v1 --images samples/bench_640x480.jpg
+
+A grpc://HOST[:PORT]/MODEL[/versions/V] target sends v2 ModelInfer calls (raw
+contents, or typed contents with --v2-encoding json); -H headers go as gRPC metadata.
+Its memory comes from --metrics-url (the HTTP port's /metrics) or --server-pid.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from typing import Any
 from rich.console import Console
 
 import batchserve
+from batchserve.bench.grpc_target import GrpcTarget, build_grpc_target, is_grpc_url
 from batchserve.bench.loadgen import StepProgress, event_loop, probe
 from batchserve.bench.memory import MemoryProbe, ProcessTreeMemory, PrometheusMemory
 from batchserve.bench.progress import ProgressDisplay
@@ -63,7 +70,12 @@ def _header(text: str) -> tuple[str, str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("url", nargs="?", default=DEFAULT_URL, help=f"default: {DEFAULT_URL}")
+    parser.add_argument(
+        "url",
+        nargs="?",
+        default=DEFAULT_URL,
+        help=f"an http:// URL or grpc://HOST[:PORT]/MODEL (default: {DEFAULT_URL})",
+    )
     what = parser.add_argument_group("what to send")
     what.add_argument(
         "--images",
@@ -98,7 +110,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--v2-encoding",
         choices=("binary", "json"),
         default="binary",
-        help="v2 tensors as the binary extension (default) or JSON lists",
+        help="v2 tensors as the binary extension (default) or JSON lists; over gRPC, raw "
+        "or typed contents",
     )
     what.add_argument("--v2-input", help="v2 input tensor name (default: asked of the server)")
     what.add_argument(
@@ -174,11 +187,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _memory_probe(args: argparse.Namespace, target: Target) -> MemoryProbe | None:
+def _memory_probe(args: argparse.Namespace, target: Target | GrpcTarget) -> MemoryProbe | None:
     if args.server_pid is not None:
         return ProcessTreeMemory(args.server_pid)
-    if args.no_metrics:
-        return None
+    if args.no_metrics or (isinstance(target, GrpcTarget) and not args.metrics_url):
+        return None  # a gRPC port has no /metrics of its own
     url = args.metrics_url or f"{target.endpoint.base}/metrics"
     if not args.allow_remote:
         require_loopback(Endpoint.parse(url).host)
@@ -188,7 +201,7 @@ def _memory_probe(args: argparse.Namespace, target: Target) -> MemoryProbe | Non
 
 def _metadata(
     args: argparse.Namespace,
-    target: Target,
+    target: Target | GrpcTarget,
     settings: LoadSettings,
     plans: list[StepPlan],
     memory: MemoryProbe | None,
@@ -199,7 +212,7 @@ def _metadata(
         "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "host": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "target": {
-            "url": target.endpoint.url,
+            "url": target.url,
             "method": target.method,
             "description": target.description,
             "requests_in_rotation": len(target.requests),
@@ -228,24 +241,40 @@ def _console(stderr: bool = False) -> Console:
     return console
 
 
-def run(args: argparse.Namespace) -> int:
-    # One line per metrics scrape, every second, would bury the results.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    console, err = _console(), _console(stderr=True)
-    try:
-        target = build_target(
+def _build_target(args: argparse.Namespace) -> Target | GrpcTarget:
+    if is_grpc_url(args.url):
+        if args.format not in ("auto", "v2"):
+            raise TargetError("a grpc:// target sends v2 tensors: --format must be auto or v2")
+        return build_grpc_target(
             args.url,
             images=args.images,
-            body_format=args.format,
-            template=args.body_template,
-            content_type=args.content_type,
-            method=args.method.upper(),
             headers=args.header,
             v2_encoding=args.v2_encoding,
             v2_input=args.v2_input,
             preprocessing=args.preprocessing,
             allow_remote=args.allow_remote,
         )
+    return build_target(
+        args.url,
+        images=args.images,
+        body_format=args.format,
+        template=args.body_template,
+        content_type=args.content_type,
+        method=args.method.upper(),
+        headers=args.header,
+        v2_encoding=args.v2_encoding,
+        v2_input=args.v2_input,
+        preprocessing=args.preprocessing,
+        allow_remote=args.allow_remote,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    # One line per metrics scrape, every second, would bury the results.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    console, err = _console(), _console(stderr=True)
+    try:
+        target = _build_target(args)
         memory = _memory_probe(args, target)
     except TargetError as exc:
         err.print(f"[red]bench:[/] {exc}")
@@ -267,7 +296,7 @@ def run(args: argparse.Namespace) -> int:
     with event_loop() as run_async:
         kind, detail = run_async(probe(target, settings.timeout))
     if kind == CONNECT:
-        err.print(f"[red]bench:[/] nothing answers at {target.endpoint.url}: {detail}")
+        err.print(f"[red]bench:[/] nothing answers at {target.url}: {detail}")
         return 1
     if kind is not None:
         err.print(f"[yellow]bench: a first request got {kind}:[/] {detail[:200]}")
@@ -292,7 +321,7 @@ def run(args: argparse.Namespace) -> int:
     if not steps:
         err.print("[red]bench:[/] interrupted before the first step ended")
         return 130
-    title = args.title or target.endpoint.url
+    title = args.title or target.url
     console.print(results_table(steps, title))
     note = client_note(steps)
     console.print(note)

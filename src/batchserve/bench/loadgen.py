@@ -1,11 +1,13 @@
-"""The load generator: closed-loop clients and open-loop arrivals over keep-alive HTTP/1.1.
+"""The load generator: closed-loop clients and open-loop arrivals, over any client.
 
-One asyncio event loop (uvloop when installed) on one thread drives every connection.
-Requests are pre-encoded (see `targets`), responses are parsed by httptools' C parser
-and the body is only counted, so a request costs the generator tens of microseconds
-of CPU: on a small machine the generator shares the cores with the server, and every
-microsecond it spends is one the server does not get. The cost is measured (getrusage)
-and reported with each step.
+A target makes connections (`LoadTarget.connect`) and a connection sends request
+`i` of the target's rotation and awaits its answer (`Connection.exchange`): the
+HTTP/1.1 client (`http_client`) and the gRPC one (`grpc_client`) run under the same
+loops and the same statistics. One asyncio event loop (uvloop when installed) on
+one thread drives every connection. Requests are pre-encoded (see `targets`), so a
+request costs the generator little CPU: on a small machine the generator shares the
+cores with the server, and every microsecond it spends is one the server does not
+get. The cost is measured (getrusage) and reported with each step.
 
 Closed loop: N clients, each with its own connection, send back to back. The window
 opens after the warm-up once every client has had one answer (so the first convoy of
@@ -30,30 +32,24 @@ import resource
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
-import httptools
 import numpy as np
 
 from batchserve.bench.stats import (
     CONNECT,
-    DISCONNECT,
     DROPPED,
-    PROTOCOL,
-    TIMEOUT,
     LatencySummary,
     StepResult,
     client_cost,
     error_counts,
-    status_kind,
 )
-from batchserve.bench.targets import Target
 
 #: After a failed connect, a closed-loop client waits this long: a dead server must not
 #: turn the generator into a busy loop of refused connections.
 CONNECT_BACKOFF_S = 0.05
-#: How much of an error response's body is kept, to show the first error of each kind.
-ERROR_BODY_BYTES = 300
+#: How much of an error's detail is kept, to show the first error of each kind.
+ERROR_DETAIL_CHARS = 300
 #: Idle open-loop connections older than this are closed rather than reused: the server
 #: may be closing them (uvicorn's keep-alive timeout is 5 s), and a request sent on a
 #: connection the server just closed would count as a spurious error.
@@ -62,109 +58,30 @@ IDLE_REUSE_S = 2.0
 Arrival = Literal["poisson", "uniform"]
 
 
-class ConnectionClosed(Exception):
-    """The server closed the connection before a whole response arrived."""
+class Connection(Protocol):
+    """One client connection, carrying one request at a time."""
+
+    #: False once it cannot carry another request (closed, broken, timed out).
+    usable: bool
+    #: When its last request ended (perf_counter), for idle reuse.
+    last_used: float
+
+    async def exchange(self, index: int, timeout: float) -> tuple[str | None, str]:
+        """Send request `index` of the rotation and await the answer: (None, "") for a
+        success, else (error kind, detail). Never raises for the server's errors."""
+        ...
+
+    def close(self) -> None: ...
 
 
-class ProtocolError(Exception):
-    """The response was not valid HTTP/1.1."""
+class LoadTarget(Protocol):
+    """What the loops load: something that opens connections to one endpoint."""
 
+    description: str
 
-class _Connection(asyncio.Protocol):
-    """One keep-alive connection carrying one request at a time."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._parser = httptools.HttpResponseParser(self)
-        self._waiter: asyncio.Future[tuple[int, bytes]] | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._status = 0
-        self._body = bytearray()
-        self.transport: asyncio.Transport | None = None
-        self.usable = True
-        self.last_used = 0.0
-
-    # -- asyncio.Protocol -------------------------------------------------------------
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._finish_error(ProtocolError("unexpected protocol upgrade"))
-        except httptools.HttpParserError as exc:
-            self._finish_error(ProtocolError(str(exc)))
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.usable = False
-        self._finish_error(ConnectionClosed(str(exc) if exc else "closed by the server"))
-
-    # -- httptools callbacks ----------------------------------------------------------
-    def on_headers_complete(self) -> None:
-        self._status = self._parser.get_status_code()
-
-    def on_body(self, body: bytes) -> None:
-        # Only an error's body is ever shown; keep a prefix, never the whole stream.
-        if len(self._body) < ERROR_BODY_BYTES:
-            self._body += body[: ERROR_BODY_BYTES - len(self._body)]
-
-    def on_message_complete(self) -> None:
-        keep_alive = self._parser.should_keep_alive()
-        waiter, self._waiter = self._waiter, None
-        self._cancel_timer()
-        if waiter is not None and not waiter.done():
-            waiter.set_result((self._status, bytes(self._body)))
-        self._body.clear()
-        if not keep_alive:
-            self.close()
-
-    # -- use ----------------------------------------------------------------------------
-    def send(self, wire: bytes, timeout: float) -> asyncio.Future[tuple[int, bytes]]:
-        """Write one request; the future gets (status, body prefix) or an exception."""
-        assert self.transport is not None and self._waiter is None
-        waiter: asyncio.Future[tuple[int, bytes]] = self._loop.create_future()
-        self._waiter = waiter
-        self._timer = self._loop.call_later(timeout, self._on_timeout)
-        self.transport.write(wire)
-        return waiter
-
-    def close(self) -> None:
-        self.usable = False
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.close()
-
-    def _on_timeout(self) -> None:
-        self._timer = None
-        self._finish_error(TimeoutError())
-        # A late response would land on the next request: this connection is done.
-        if self.transport is not None:
-            self.transport.abort()
-        self.usable = False
-
-    def _finish_error(self, exc: Exception) -> None:
-        self._cancel_timer()
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(exc)
-        if not isinstance(exc, TimeoutError):
-            self.close()
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-
-async def _connect(target: Target, timeout: float) -> _Connection:
-    loop = asyncio.get_running_loop()
-    _, conn = await asyncio.wait_for(
-        loop.create_connection(
-            lambda: _Connection(loop), target.endpoint.host, target.endpoint.port
-        ),
-        timeout,
-    )
-    return conn
+    async def connect(self, timeout: float) -> Connection:
+        """A new connection; raises OSError or TimeoutError when none can be opened."""
+        ...
 
 
 @dataclass
@@ -213,32 +130,26 @@ class _Records:
         if kind is not None:
             progress.errors += 1
             if kind not in self.first_errors:
-                self.first_errors[kind] = detail[:ERROR_BODY_BYTES]
+                self.first_errors[kind] = detail[:ERROR_DETAIL_CHARS]
 
 
 async def _one_request(
-    target: Target, index: int, conn: _Connection | None, timeout: float
-) -> tuple[str | None, str, _Connection | None]:
+    target: LoadTarget, index: int, conn: Connection | None, timeout: float
+) -> tuple[str | None, str, Connection | None]:
     """Send request `index`, opening a connection if needed.
 
     Returns (error kind or None, error detail, the connection if it can be reused).
     """
     if conn is None or not conn.usable:
         try:
-            conn = await _connect(target, timeout)
+            conn = await target.connect(timeout)
         except (OSError, TimeoutError) as exc:
             return CONNECT, f"{type(exc).__name__}: {exc}", None
-    try:
-        status, body = await conn.send(target.request(index), timeout)
-    except TimeoutError:
-        return TIMEOUT, f"no response within {timeout:g} s", None
-    except ConnectionClosed as exc:
-        return DISCONNECT, str(exc), None
-    except ProtocolError as exc:
-        return PROTOCOL, str(exc), None
-    kind = status_kind(status)
-    detail = "" if kind is None else body.decode("utf-8", "replace")
-    return kind, detail, conn if conn.usable else None
+    kind, detail = await conn.exchange(index, timeout)
+    if not conn.usable:
+        conn.close()
+        return kind, detail, None
+    return kind, detail, conn
 
 
 def _cpu_seconds() -> tuple[float, float]:
@@ -259,7 +170,7 @@ def _cpu_since(begin: tuple[float, float] | None) -> tuple[float, float]:
 
 
 async def closed_loop(
-    target: Target,
+    target: LoadTarget,
     *,
     clients: int,
     duration: float,
@@ -277,7 +188,7 @@ async def closed_loop(
     counter = iter(range(1 << 62))
 
     async def client(slot: int) -> None:
-        conn: _Connection | None = None
+        conn: Connection | None = None
         try:
             while time.perf_counter() < stop_at[0]:
                 t0 = time.perf_counter()
@@ -334,7 +245,7 @@ def arrival_offsets(
 
 
 async def open_loop(
-    target: Target,
+    target: LoadTarget,
     *,
     rate: float,
     duration: float,
@@ -350,7 +261,7 @@ async def open_loop(
     progress.reset(f"{rate:g}/s", warmup + duration)
     records = _Records()
     offsets = arrival_offsets(rate, warmup + duration, arrival, np.random.default_rng(seed))
-    idle: list[_Connection] = []
+    idle: list[Connection] = []
     tasks: set[asyncio.Task[None]] = set()
 
     async def request(index: int, intended: float) -> None:
@@ -463,7 +374,7 @@ def event_loop() -> Iterator[Callable[..., StepResult]]:
         yield runner.run
 
 
-async def probe(target: Target, timeout: float) -> tuple[str | None, str]:
+async def probe(target: LoadTarget, timeout: float) -> tuple[str | None, str]:
     """One request before a run: (error kind or None, detail), to fail early and clearly."""
     kind, detail, conn = await _one_request(target, 0, None, timeout)
     if conn is not None:

@@ -10,10 +10,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from batchserve.bench.loadgen import Arrival, StepProgress, closed_loop, event_loop, open_loop
+from batchserve.bench.loadgen import (
+    Arrival,
+    LoadTarget,
+    StepProgress,
+    closed_loop,
+    event_loop,
+    open_loop,
+)
 from batchserve.bench.memory import MemoryProbe, MemorySampler
 from batchserve.bench.stats import StepResult
-from batchserve.bench.targets import Target
 
 
 @dataclass(frozen=True)
@@ -51,7 +57,7 @@ def auto_warmup(duration: float) -> float:
 
 
 def run_sweep(
-    target: Target,
+    target: LoadTarget,
     plans: Sequence[StepPlan],
     settings: LoadSettings,
     *,

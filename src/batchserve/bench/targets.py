@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 import httpx
 import yaml
 
+from batchserve.bench.http_client import HttpConnection
 from batchserve.codecs.images import ImageCodec
 from batchserve.codecs.v2 import HEADER_LENGTH_HEADER
 from batchserve.config import ImagePreprocessing
@@ -121,8 +122,18 @@ class Target:
     requests: tuple[bytes, ...]
     description: str
 
+    @property
+    def url(self) -> str:
+        return self.endpoint.url
+
     def request(self, index: int) -> bytes:
         return self.requests[index % len(self.requests)]
+
+    async def connect(self, timeout: float) -> HttpConnection:
+        """A keep-alive HTTP/1.1 connection to the endpoint."""
+        return await HttpConnection.open(
+            self.endpoint.host, self.endpoint.port, self.request, timeout
+        )
 
     @property
     def mean_body_bytes(self) -> float:
@@ -291,7 +302,7 @@ def build_target(
         what = f"{len(paths)} image(s) as raw bodies"
     else:
         paths = load_images(images)
-        given = _read_preprocessing(preprocessing) if preprocessing else None
+        given = read_preprocessing(preprocessing) if preprocessing else None
         name, served = (v2_input, None) if given and v2_input else v2_model_info(endpoint, headers)
         chosen = given or served
         if chosen is None:
@@ -308,7 +319,8 @@ def build_target(
     return Target(endpoint, method, requests, f"{method} {url}: {what}")
 
 
-def _read_preprocessing(path: Path) -> ImagePreprocessing:
+def read_preprocessing(path: Path) -> ImagePreprocessing:
+    """A YAML file's preprocessing block (model.yaml's, or the block alone)."""
     try:
         raw = yaml.safe_load(path.read_text()) or {}
         if isinstance(raw, dict) and "preprocessing" in raw:

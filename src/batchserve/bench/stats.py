@@ -17,7 +17,8 @@ import numpy as np
 
 PERCENTILES = (50, 90, 95, 99)
 
-#: Error kinds besides ``status_NNN`` (any non-2xx status).
+#: Error kinds besides ``status_NNN`` (any non-2xx HTTP status) and ``grpc_<code>`` (a
+#: gRPC status the server answered, e.g. ``grpc_unavailable``).
 TIMEOUT = "timeout"  # no full response within --timeout
 CONNECT = "connect"  # the connection could not be opened
 DISCONNECT = "disconnect"  # the server closed or reset the connection mid-request

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 from google.protobuf.message import Message
@@ -198,9 +198,8 @@ class InferenceService:
             except Exception as exc:
                 code = code_for(exc)
                 await _abort(context, path, exc, code)
-                raise  # abort raises; this is never reached
             finally:
-                self._record(path, request, context, code, time.perf_counter() - started)
+                self._record(path, context, code, time.perf_counter() - started)
 
         return handler
 
@@ -226,18 +225,14 @@ class InferenceService:
                 code = code_for(exc)
                 await _abort(context, path, exc, code)
             finally:
-                self._record(path, None, context, code, time.perf_counter() - started)
+                self._record(path, context, code, time.perf_counter() - started)
 
         return handler
 
     def _record(
-        self,
-        path: str,
-        request: Any,
-        context: grpc.aio.ServicerContext,
-        code: grpc.StatusCode,
-        seconds: float,
+        self, path: str, context: grpc.aio.ServicerContext, code: grpc.StatusCode, seconds: float
     ) -> None:
+        """Count the call and log it; a stream's requests are not labelled by model."""
         model, version = calls.served_model.get() or ("", "")
         metrics = self.ctx.metrics
         metrics.grpc_requests.labels(model, version, path, code.name).inc()
@@ -327,7 +322,8 @@ async def _outcome(future: Future[None], what: str, ctx: AppContext, context: An
 
 async def _abort(
     context: grpc.aio.ServicerContext, path: str, exc: BaseException, code: grpc.StatusCode
-) -> None:
+) -> NoReturn:
+    """End the call with `code` and the error's message (`context.abort` raises)."""
     if code is grpc.StatusCode.INTERNAL:
         log.error("internal error on gRPC %s from %s", path, context.peer(), exc_info=exc)
         message = "internal server error (logged by the server)"

@@ -35,13 +35,18 @@ def known_variables() -> set[str]:
 
 def for_loopback(argv: Sequence[str], repository: Path = DEMO_REPOSITORY) -> list[str]:
     """A `serve` command line as a test may run it: without its host and port (the test
-    server binds 127.0.0.1 on a free port) and with a local repository."""
+    server binds 127.0.0.1 on a free port), gRPC on a free port too, and with a local
+    repository."""
     out, skip = [], False
     for i, arg in enumerate(argv):
         if skip:
             skip = False
             continue
         if arg in ("--host", "--port", "--repository") and i + 1 < len(argv):
+            skip = True
+            continue
+        if arg == "--grpc-port" and i + 1 < len(argv):
+            out += ["--grpc-port", "0"]
             skip = True
             continue
         out.append(arg)

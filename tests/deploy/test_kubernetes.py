@@ -59,7 +59,7 @@ def test_each_container_command_parses_and_its_ports_agree(kind):
     container = CONTAINERS[kind]
     args = parse_serve(container["args"])
     assert args.host == "0.0.0.0"
-    assert {p["containerPort"] for p in container["ports"]} == {args.port}
+    assert {p["containerPort"] for p in container["ports"]} == {args.port, args.grpc_port}
     for probe in _probes(container):
         assert _port_number(container, probe["port"]) == args.port
     env = _container_env(container)
@@ -93,8 +93,9 @@ def test_service_and_autoscaler_point_at_the_deployment():
     service = _one(K8S, "Service")
     assert service["spec"]["selector"].items() <= labels.items()
     container = deployment["spec"]["template"]["spec"]["containers"][0]
+    args = parse_serve(container["args"])
     for port in service["spec"]["ports"]:
-        assert _port_number(container, port["targetPort"]) == parse_serve(container["args"]).port
+        assert _port_number(container, port["targetPort"]) in (args.port, args.grpc_port)
     hpa = _one(K8S, "HorizontalPodAutoscaler")
     assert hpa["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
     assert (

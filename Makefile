@@ -22,7 +22,7 @@ $(VENV)/.base: pyproject.toml
 
 # torch is pinned exactly (torch==2.13.0) in the extra: never let pip resolve a range.
 $(VENV)/.dev: $(VENV)/.base
-	$(BIN)/pip install --quiet -e '.[s3,torch,test]'
+	$(BIN)/pip install --quiet -e '.[s3,torch,test,ray]'
 	touch $@
 
 setup: $(VENV)/.base

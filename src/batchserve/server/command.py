@@ -24,6 +24,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from batchserve import flags as flag_types
+from batchserve.ray import command as ray_command
 from batchserve.repository.bundled import bundled_repositories
 from batchserve.server.app import begin_stopping_grpc, create_app
 from batchserve.server.environment import Repeatable, from_environment
@@ -145,6 +146,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--url-allow-loopback", action="store_true", help="fetch from loopback (local use)"
     )
+    ray_command.add_arguments(parser)
     from_environment(parser)
 
 
@@ -179,6 +181,8 @@ def run(args: argparse.Namespace) -> int:
     if not settings.repositories:
         print("no model repository: pass --repository PATH", file=sys.stderr)
         return 2
+    if args.ray is not None:
+        return ray_command.run(args, settings)
     app = create_app(settings)
     # Bind first, so that --port 0 can say which port it got before serving.
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET

@@ -6,6 +6,8 @@ model (``models-bench``, built when missing) and the same 640x480 JPEG, swept wi
 
 - the in-process ceiling: decode + inference overlapped on two threads, no HTTP;
 - batchserve, default configuration;
+- batchserve on Ray Serve (`serve --ray`): 2 replicas of 1 CPU, and 1 replica of 2 CPUs
+  to set against batchserve alone (what Ray's proxy costs a request);
 - the seed's design: Flask + Gunicorn (1 worker, 2 threads), eager PyTorch;
 - Flask + Gunicorn + ONNX Runtime;
 - LitServe and Ray Serve, batching off and on, one or two workers/replicas,
@@ -71,6 +73,7 @@ from launch import ServerProcess, free_port  # noqa: E402
 MODEL_DIR = ROOT / "models-bench" / "mobilenet_v1"
 PREDICT = "/v1/models/mobilenet_v1/predict"
 LEVELS = "1,8,64,100"
+ON_RAY = "batchserve on Ray Serve"
 Body = Literal["image", "b64json"]
 
 
@@ -134,8 +137,28 @@ def configurations(quick: bool) -> list[Config]:
     def script(name: str, options: str) -> Callable[[int], list[str]]:
         return lambda p: [py, str(PEERS / name), "--port", str(p), *options.split()]
 
+    def batchserve_on_ray(replicas: int, cpus: int) -> Callable[[int], list[str]]:
+        return lambda p: [*batchserve(p), "--ray", *f"--ray-replicas {replicas}".split(),
+                          *f"--ray-num-cpus {cpus}".split()]  # fmt: skip
+
     configs = [
         Config("batchserve", "default config", batchserve, path=PREDICT),
+        Config(
+            ON_RAY,
+            "2 replicas x 1 CPU",
+            batchserve_on_ray(2, 1),
+            path=PREDICT,
+            ready_timeout=300.0,
+            needs=("ray",),
+        ),
+        Config(
+            ON_RAY,
+            "1 replica x 2 CPUs (what the proxy costs)",
+            batchserve_on_ray(1, 2),
+            path=PREDICT,
+            ready_timeout=300.0,
+            needs=("ray",),
+        ),
         Config(
             "seed (Flask+Gunicorn+torch)",
             "1 worker x 2 threads, eager torch",
@@ -400,6 +423,37 @@ def best(outcomes: Sequence[Outcome], server: str, level: int) -> Outcome | None
     return max(mine, key=lambda o: o.throughput(level) or 0.0, default=None)
 
 
+def ray_lines(
+    outcomes: Sequence[Outcome],
+    ours: Outcome,
+    low: int,
+    mid: int,
+    check: Callable[[str, float | None, float, bool], None],
+) -> list[str]:
+    """batchserve on Ray against plain Ray Serve, and what Ray's proxy costs a request."""
+    on_ray = {o.config.label.split(" (")[0]: o for o in outcomes if o.config.server == ON_RAY}
+    lines = []
+    two, plain = on_ray.get("2 replicas x 1 CPU"), best(outcomes, "Ray Serve", mid)
+    if two and two.throughput(mid) and plain and plain.throughput(mid):
+        ratio = two.throughput(mid) / plain.throughput(mid)
+        lines.append(
+            f"{ON_RAY}, 2 replicas, c={mid}: {two.throughput(mid):.1f}/s, {ratio:.2f}x plain "
+            f"Ray Serve's best ({plain.config.label}, {plain.throughput(mid):.1f}/s)"
+        )
+        check(f"c={mid} on Ray (2 replicas) >= 1.5x Ray Serve best", ratio, 1.5, True)
+    one = on_ray.get("1 replica x 2 CPUs")
+    direct_low, proxied_low = ours.step(low), one.step(low) if one else None
+    if direct_low and proxied_low and direct_low.latency_ms.p50 and proxied_low.latency_ms.p50:
+        extra = proxied_low.latency_ms.p50 - direct_low.latency_ms.p50
+        thr = (one.throughput(mid) or 0.0) / (ours.throughput(mid) or float("nan"))
+        lines.append(
+            f"Ray's proxy, 1 replica of 2 CPUs against batchserve alone: c={low} p50 "
+            f"{proxied_low.latency_ms.p50:.1f} vs {direct_low.latency_ms.p50:.1f} ms "
+            f"(+{extra:.1f} ms a request); c={mid} throughput {thr:.2f}x"
+        )
+    return lines
+
+
 def _fmt(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
@@ -460,7 +514,7 @@ def targets(
         lines.append(f"  vs in-process ceiling {ceiling_result['throughput']:.1f}/s: {ratio:.2f}x")
         check(f"c={mid} >= 0.9x in-process ceiling", ratio, 0.9, True)
     goals = {"LitServe": 1.15, "Ray Serve": 1.6, "seed (Flask+Gunicorn+torch)": 2.0}
-    peers = sorted({o.config.server for o in outcomes} - {"batchserve"})
+    peers = sorted({o.config.server for o in outcomes} - {"batchserve", ON_RAY})
     for server in peers:
         theirs = best(outcomes, server, mid)
         if theirs is None:
@@ -472,11 +526,12 @@ def targets(
         )
         if server in goals:
             check(f"c={mid} >= {goals[server]}x {server} best", ratio, goals[server], True)
+    lines += ray_lines(outcomes, ours, low, mid, check)
     ours_low = ours.step(low)
     peer_p50 = [
         s.latency_ms.p50
         for o in outcomes
-        if o.config.server != "batchserve" and (s := o.step(low)) and s.latency_ms.p50
+        if not o.config.server.startswith("batchserve") and (s := o.step(low)) and s.latency_ms.p50
     ]
     if ours_low and ours_low.latency_ms.p50 and peer_p50:
         check(f"c={low} p50 below every peer's", ours_low.latency_ms.p50, min(peer_p50), False)

@@ -13,6 +13,7 @@ import argparse
 import ipaddress
 import json
 import logging
+import os
 import signal
 import socket
 import threading
@@ -91,6 +92,13 @@ def app_args(args: argparse.Namespace, settings: ServerSettings) -> Any:
 
 
 def run(args: argparse.Namespace, settings: ServerSettings) -> int:
+    local = args.ray == LOCAL
+    loopback = local and _is_loopback(settings.host)
+    if loopback:
+        # A local instance behind a loopback proxy keeps all of Ray on loopback too: the
+        # node's address, and Ray's own idea of "this machine's address", which it reads
+        # from this variable once, at import (on Linux it otherwise picks the outward one).
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     import ray
     from ray import serve
 
@@ -98,14 +106,11 @@ def run(args: argparse.Namespace, settings: ServerSettings) -> int:
 
     built = app(app_args(args, settings))
     port = settings.port or _free_port(settings.host)
-    local = args.ray == LOCAL
     if local:
         ray.init(
             address=LOCAL,
             include_dashboard=False,
-            # A local instance's processes listen on the proxy's address when that is
-            # loopback, not on every interface of the machine.
-            _node_ip_address="127.0.0.1" if _is_loopback(settings.host) else None,
+            _node_ip_address="127.0.0.1" if loopback else None,
         )
     else:
         ray.init(address=args.ray)

@@ -269,10 +269,11 @@ def test_a_killed_replica_is_replaced_and_only_its_requests_fail(
     )
     print(summary)
     record_property("killed_replica", summary)
-    # Only requests already on the killed replica can fail: at most one per client,
-    # each sent before the kill; everything after the replacement succeeds.
+    # Only requests already on the killed replica can fail: at most one per client, each
+    # sent before it died (ray.kill returns before the process is gone: a second's slack);
+    # everything after the replacement succeeds.
     assert len(failed) <= clients, summary
-    assert all(a.sent <= killed for a in failed), summary
+    assert all(a.sent <= killed + 1.0 for a in failed), summary
     assert after and all(a.outcome == "200" for a in after), summary
     assert victim not in load.replicas_since(killed + 1)
 

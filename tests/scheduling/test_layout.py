@@ -6,6 +6,7 @@ import pytest
 
 from batchserve.config import SchedulerConfig
 from batchserve.errors import ConfigError
+from batchserve.machine import CPUS_ENV
 from batchserve.runtimes import RuntimeOptions, load_instance
 from batchserve.scheduling import DynamicBatcher, InstancePool, SharedInstance
 from batchserve.scheduling.factory import build_scheduler
@@ -99,3 +100,16 @@ def test_shared_kind_on_an_unsafe_model_is_a_config_error(linear_path):
             concurrency_safe=False,
             name="c",
         )
+
+
+def test_the_layout_is_sized_to_the_cores_a_ray_replica_is_given(linear_path, monkeypatch):
+    make = _maker(linear_path)
+
+    def threads_per_worker(workers: int) -> int:
+        kwargs = dict(make_instance=make, specs=make(1).inputs, concurrency_safe=True)
+        choice = choose_layout(**kwargs, workers=[workers], threads=None, batch_sizes=[1])
+        return choice.layout.threads
+
+    monkeypatch.setenv(CPUS_ENV, "6")  # what a replica with num_cpus: 6 sets
+    assert threads_per_worker(1) == 6
+    assert threads_per_worker(2) == 3

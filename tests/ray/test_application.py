@@ -53,6 +53,7 @@ def test_deployment_options_come_from_the_args():
         ({"server": SERVER, "num_replicas": 2, "autoscaling_config": {}}, "num_replicas"),
         ({"server": SERVER, "replicas": 2}, "replicas"),
         ({"server": {**SERVER, "max_top_k": 0}}, "max_top_k"),
+        ({"server": {**SERVER, "grpc_port": 8001}}, "server.grpc_port"),
     ],
 )
 def test_bad_args_are_refused_naming_the_field(args, named):
@@ -107,3 +108,11 @@ def test_bad_ray_flags_are_refused_by_the_parser(capsys):
 @pytest.mark.parametrize(("cpus", "cores"), [(0.5, 1), (1.0, 1), (2.5, 2), (4.0, 4)])
 def test_a_replicas_cores_are_its_reserved_cpus_rounded_down(cpus, cores):
     assert replica_cpus({"CPU": cpus}) == cores
+
+
+def test_serve_ray_refuses_a_grpc_port_in_one_line(capsys):
+    from batchserve.ray import command
+
+    args = build_parser("serve").parse_args(["serve", "--ray", "--grpc-port", "8001"])
+    assert command.run(args, settings_from_args(args)) == 2
+    assert "server.grpc_port" in capsys.readouterr().err

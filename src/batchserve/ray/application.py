@@ -52,6 +52,11 @@ class RayAppArgs(BaseModel):
                 f"server.{sorted(given)[0]}: on Ray the proxy listens, not the replicas; set "
                 "http_options (Serve config) or --host/--port (batchserve serve --ray)"
             )
+        if self.server.grpc_port is not None:
+            raise ValueError(
+                "server.grpc_port: on Ray, requests come through Serve's HTTP proxy; "
+                "the replicas serve no gRPC port of their own"
+            )
         if self.autoscaling_config is not None and isinstance(self.num_replicas, int):
             raise ValueError("num_replicas: leave it out (or 'auto') with autoscaling_config")
         return self

@@ -16,8 +16,11 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 from typing import Any
+
+from pydantic import ValidationError
 
 from batchserve.server.settings import ServerSettings
 
@@ -104,7 +107,12 @@ def run(args: argparse.Namespace, settings: ServerSettings) -> int:
 
     from batchserve.ray.application import app
 
-    built = app(app_args(args, settings))
+    try:
+        built = app(app_args(args, settings))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        print(f"batchserve serve --ray: {first['msg']}", file=sys.stderr)
+        return 2
     port = settings.port or _free_port(settings.host)
     if local:
         ray.init(

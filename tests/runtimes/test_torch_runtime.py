@@ -12,6 +12,7 @@ from batchserve.datatypes import TensorSpec
 from batchserve.errors import InferenceError, InvalidInput, ModelLoadError
 from batchserve.runtimes import RuntimeOptions, load_instance
 from batchserve.runtimes import torch as torch_runtime
+from batchserve.runtimes.base import ProcessThreads
 from batchserve.runtimes.torch import TorchOptions
 from tests import models_zoo
 
@@ -192,8 +193,8 @@ def test_cuda_requested_without_cuda_falls_back_to_cpu_with_a_warning(tmp_path, 
 
 
 def test_thread_count_is_set_once_per_process(tmp_path, mlp, monkeypatch, caplog):
-    monkeypatch.setattr(torch_runtime, "_threads_set", None)
-    monkeypatch.setattr(torch_runtime, "_threads_warned", set())
+    fresh = ProcessThreads("torch", torch.set_num_threads, torch_runtime.log)
+    monkeypatch.setattr(torch_runtime, "process_threads", fresh)
     torch.jit.script(mlp).save(str(tmp_path / "model.pt"))
     _load(tmp_path / "model.pt", intra_op_threads=1)
     assert torch.get_num_threads() == 1

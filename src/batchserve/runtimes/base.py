@@ -11,16 +11,19 @@ knows anything of queues, HTTP or S3.
 
 from __future__ import annotations
 
+import logging
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from batchserve.datatypes import TensorSpec
-from batchserve.errors import ConfigError
+from batchserve.errors import ConfigError, InvalidInput
 
 #: How an instance takes a batch: a mapping of stacked tensors, or a list holding one
 #: opaque value per request (a Python model's own decoded inputs).
@@ -166,3 +169,65 @@ class Runtime(ABC):
         if not isinstance(options.options, self.Options):
             raise TypeError(f"{self.name}: options must be {self.Options.__name__}")
         return options.options
+
+
+def check_batch(specs: Sequence[TensorSpec], inputs: Mapping[str, object]) -> None:
+    """Refuse a batch that does not fit the model's inputs, before the framework sees it.
+
+    Names, dtypes, ranks and fixed dimensions must match, and no dimension may be empty.
+    For frameworks that check loosely and fail hard (TensorFlow aborts the whole process
+    on a convolution input of the wrong rank), this is what keeps a bad request the
+    caller's error.
+    """
+    expected = [spec.name for spec in specs]
+    if sorted(inputs) != sorted(expected):
+        raise InvalidInput(f"inputs {sorted(inputs)} given; the model takes {expected}")
+    for spec in specs:
+        array = inputs[spec.name]
+        if not isinstance(array, np.ndarray):
+            raise InvalidInput(f"input {spec.name!r}: expected a tensor")
+        strings = spec.dtype.kind == "O"  # a string tensor takes bytes or str objects
+        fits = array.dtype.kind in "OSU" if strings else array.dtype == spec.dtype
+        if not fits:
+            raise InvalidInput(f"input {spec.name!r}: dtype {array.dtype}, expected {spec.dtype}")
+        if not spec.accepts(array.shape):
+            raise InvalidInput(
+                f"input {spec.name!r}: shape {list(array.shape)}, expected {list(spec.shape)} "
+                "(-1 is any size)"
+            )
+        if 0 in array.shape:
+            raise InvalidInput(f"input {spec.name!r}: shape {list(array.shape)} is empty")
+
+
+class ProcessThreads:
+    """A framework's intra-op thread count that is one setting for the whole process
+    (PyTorch, TensorFlow): setting it per load or per call would make instances fight
+    over it, so the first load that asks decides, once. A later load asking for another
+    count keeps the first, with one warning per count."""
+
+    def __init__(self, framework: str, apply: Callable[[int], None], log: logging.Logger) -> None:
+        self.framework = framework
+        self._apply = apply
+        self._log = log
+        self._lock = threading.Lock()
+        self._set: int | None = None
+        self._warned: set[int] = set()
+
+    def configure(self, threads: int | None) -> int | None:
+        """Set the count unless it is set already; returns the count in force."""
+        if threads is None:
+            return self._set
+        with self._lock:
+            if self._set is None:
+                self._apply(threads)
+                self._set = threads
+            elif threads != self._set and threads not in self._warned:
+                self._warned.add(threads)
+                self._log.warning(
+                    "%s intra-op threads are process-wide and already set to %d; "
+                    "ignoring a request for %d",
+                    self.framework,
+                    self._set,
+                    threads,
+                )
+            return self._set

@@ -45,6 +45,10 @@ BUILTIN: dict[str, RuntimeEntry] = {
     "onnx": RuntimeEntry("batchserve.runtimes.onnx:OnnxRuntime"),
     "torch": RuntimeEntry("batchserve.runtimes.torch:TorchRuntime", "torch", "torch"),
     "python": RuntimeEntry("batchserve.runtimes.python:PythonRuntime"),
+    "tensorflow": RuntimeEntry(
+        "batchserve.runtimes.tensorflow:TensorflowRuntime", "tf", "tensorflow"
+    ),
+    "tflite": RuntimeEntry("batchserve.runtimes.tflite:TfliteRuntime", "tflite", "ai_edge_litert"),
 }
 
 

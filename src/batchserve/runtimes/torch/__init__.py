@@ -14,7 +14,6 @@ model.yaml `options:` (or a `torch:` section): `module: 'package.module:Class'` 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from batchserve.datatypes import TensorSpec
 from batchserve.errors import InferenceError, InvalidInput, ModelLoadError
-from batchserve.runtimes.base import ModelInstance, Runtime, RuntimeOptions
+from batchserve.runtimes.base import ModelInstance, ProcessThreads, Runtime, RuntimeOptions
 from batchserve.runtimes.torch.artifacts import artifact_kind, load_safetensors, torch_load
 from batchserve.runtimes.torch.signature import (
     exported_specs,
@@ -51,34 +50,8 @@ class TorchOptions(BaseModel):
     kwargs: dict[str, object] = Field(default_factory=dict)
 
 
-# torch.set_num_threads is process-wide: setting it per load or per call would make
-# instances fight over it, so the first load that asks decides, once.
-_threads_lock = threading.Lock()
-_threads_set: int | None = None
-_threads_warned: set[int] = set()
-
-
-def configure_threads(intra_op_threads: int | None) -> int | None:
-    """Set torch's intra-op thread count once per process; returns the count in force.
-
-    A later request for a different count keeps the first and logs a warning once.
-    """
-    global _threads_set
-    if intra_op_threads is None:
-        return _threads_set
-    with _threads_lock:
-        if _threads_set is None:
-            torch.set_num_threads(intra_op_threads)
-            _threads_set = intra_op_threads
-        elif intra_op_threads != _threads_set and intra_op_threads not in _threads_warned:
-            _threads_warned.add(intra_op_threads)
-            log.warning(
-                "torch intra-op threads are process-wide and already set to %d; "
-                "ignoring a request for %d",
-                _threads_set,
-                intra_op_threads,
-            )
-        return _threads_set
+#: torch.set_num_threads is process-wide: the first load that asks decides, once.
+process_threads = ProcessThreads("torch", torch.set_num_threads, log)
 
 
 def choose_device(requested: str) -> torch.device:
@@ -205,7 +178,7 @@ class TorchRuntime(Runtime):
 
     def load(self, path: Path, options: RuntimeOptions) -> TorchInstance:
         own: TorchOptions = self.options_of(options)
-        configure_threads(options.intra_op_threads)
+        process_threads.configure(options.intra_op_threads)
         device = choose_device(options.device)
         source = artifact_kind(path)
         program = None

@@ -70,15 +70,24 @@ class TensorflowOptions(BaseModel):
     signature: str = Field(DEFAULT_SIGNATURE, description="the SavedModel signature to serve")
 
 
-def _spec(name: str, spec: tf.TensorSpec, declared: Mapping[str, TensorSpec]) -> TensorSpec:
-    """A signature's tensor as batchserve describes it: -1 for each dynamic dimension."""
+def _spec(
+    name: str, spec: tf.TensorSpec, declared: Mapping[str, TensorSpec], is_input: bool
+) -> TensorSpec:
+    """A signature's tensor as batchserve describes it: -1 for each dynamic dimension.
+
+    A tensor of unknown rank is what model.yaml declares; an input must be declared (its
+    rank is what keeps a bad batch away from TensorFlow), an output is described as
+    torch's undescribed outputs are, one dynamic dimension.
+    """
     if spec.shape.rank is None:
         if name in declared:
             return declared[name]
-        raise ModelLoadError(
-            f"tensor {name!r} has no fixed rank in the signature; declare it under `inputs:` "
-            "or `outputs:` in model.yaml"
-        )
+        if is_input:
+            raise ModelLoadError(
+                f"input {name!r} has no fixed rank in the signature; declare it under "
+                "`inputs:` in model.yaml"
+            )
+        return TensorSpec(name, np.dtype(spec.dtype.as_numpy_dtype), (-1,))
     dtype = np.dtype(spec.dtype.as_numpy_dtype)
     try:
         v2_datatype(dtype)
@@ -89,10 +98,12 @@ def _spec(name: str, spec: tf.TensorSpec, declared: Mapping[str, TensorSpec]) ->
 
 
 def _specs(
-    signature: Mapping[str, tf.TensorSpec], declared: tuple[TensorSpec, ...] | None
+    signature: Mapping[str, tf.TensorSpec],
+    declared: tuple[TensorSpec, ...] | None,
+    is_input: bool,
 ) -> tuple[TensorSpec, ...]:
     by_name = {spec.name: spec for spec in declared or ()}
-    return tuple(_spec(name, spec, by_name) for name, spec in signature.items())
+    return tuple(_spec(name, spec, by_name, is_input) for name, spec in signature.items())
 
 
 class TensorflowInstance(ModelInstance):
@@ -161,8 +172,8 @@ def load_saved_model(path: Path, signature: str, options: RuntimeOptions) -> Ten
         raise ModelLoadError(f"{path}: no signature {signature!r} (it has: {have})")
     function = signatures[signature]
     _, input_signature = function.structured_input_signature
-    inputs = _specs(input_signature, options.inputs)
-    outputs = _specs(function.structured_outputs, options.outputs)
+    inputs = _specs(input_signature, options.inputs, is_input=True)
+    outputs = _specs(function.structured_outputs, options.outputs, is_input=False)
 
     def call(batch: Mapping[str, np.ndarray]) -> Mapping[str, tf.Tensor]:
         return function(**batch)
@@ -215,13 +226,14 @@ def load_keras(path: Path, options: RuntimeOptions) -> TensorflowInstance:
         raise ModelLoadError(
             f"{path}: its forward pass does not trace: {_first_line(exc)}"
         ) from exc
-    inputs = _specs(dict(zip(names, signature, strict=True)), options.inputs)
+    inputs = _specs(dict(zip(names, signature, strict=True)), options.inputs, is_input=True)
     outputs = _specs(
         {
             name: tf.TensorSpec(tensor.shape, tensor.dtype)
             for name, tensor in zip(output_names, model_outputs, strict=True)
         },
         options.outputs,
+        is_input=False,
     )
 
     def call(batch: Mapping[str, np.ndarray]) -> Mapping[str, tf.Tensor]:

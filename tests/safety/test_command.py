@@ -109,6 +109,33 @@ def test_check_a_bare_onnx_file(tmp_path, capsys):
     assert report["input_shapes"] == {"x": [1, 4]}  # the dynamic batch became 1
 
 
+TF_REPOSITORY = REPO / "models-tf"  # make tf-models
+
+
+@pytest.mark.parametrize("model", ["mobilenet_savedmodel", "mobilenet_keras"])
+def test_check_finds_a_tensorflow_model_safe_to_share(model, capsys):
+    folder = TF_REPOSITORY / model
+    code = main(["check", str(folder), "--json", "--threads", "2", "--iterations", "2"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0, report
+    assert report["backend"] == "tensorflow" and report["verdict"] == "shared"
+    assert report["input_shapes"] == {"image": [1, 224, 224, 3]}
+    status = {c["check"]: c["status"] for c in report["checks"]}
+    assert status["determinism"] == "pass" and status["race"] == "pass"
+    assert status["training_mode"] == "skipped"  # no torch module to look into
+
+
+def test_check_finds_one_tflite_interpreter_unsafe_to_share():
+    """Calls interfere on one LiteRT interpreter (its outputs are overwritten mid-call),
+    as its documentation says: the race test sees it and the verdict is a pool. In a
+    process of its own: what a racing interpreter does to its process is its business."""
+    done = _cli(str(TF_REPOSITORY / "mobilenet_tflite"), "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["backend"] == "tflite" and report["verdict"] == "pool"
+    assert "concurrent calls interfere" in report["reasons"][0]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -12,13 +12,19 @@ model (``models-bench``, built when missing) and the same 640x480 JPEG, swept wi
 - Flask + Gunicorn + ONNX Runtime;
 - LitServe and Ray Serve, batching off and on, one or two workers/replicas,
   ORT threads 1 or 2, each configured as its documentation recommends for CPU;
-- a hand-written FastAPI server with a pool of two one-thread sessions.
+- a hand-written FastAPI server with a pool of two one-thread sessions;
+- the TensorFlow rows, on the seed's Keras MobileNet v1 with a 30-class head
+  (``models-tf``, built by tools/build_keras_mobilenet.py when missing): batchserve
+  serving its SavedModel and its ``.tflite`` file, against Flask + Gunicorn +
+  TensorFlow written as the original article did (1 worker, 2 threads,
+  ``model.predict`` per request). They need the tf and tflite extras.
 
 Peers need the optional extra (``pip install -e '.[peers]'``); one that is not
 installed is skipped with a note. Writes compare.json, compare.csv, compare.md and
 compare.png to --out, and prints the table, the ratios and the targets.
 
     .venv/bin/python bench/compare.py --duration 10s --out bench-results/compare
+    .venv/bin/python bench/compare.py --duration 5s --only tf   # the TensorFlow rows only
 
 --quick runs one documented configuration per peer instead of all of them; --wrk
 also measures batchserve at c=8 with wrk (when installed) next to the same step
@@ -72,9 +78,13 @@ from launch import ServerProcess, free_port  # noqa: E402
 
 MODEL_DIR = ROOT / "models-bench" / "mobilenet_v1"
 PREDICT = "/v1/models/mobilenet_v1/predict"
+TF_MODELS = ROOT / "models-tf"
 LEVELS = "1,8,64,100"
 ON_RAY = "batchserve on Ray Serve"
 Body = Literal["image", "b64json"]
+#: Which comparison a row belongs to: the ONNX MobileNet 1000-class benchmark model, or
+#: the seed's Keras MobileNet (30 classes) in TensorFlow's formats.
+Group = Literal["onnx", "tf"]
 
 
 @dataclass(frozen=True)
@@ -89,6 +99,7 @@ class Config:
     env: dict[str, str] = field(default_factory=dict)
     ready_timeout: float = 120.0
     needs: tuple[str, ...] = ()
+    group: Group = "onnx"
 
 
 @dataclass
@@ -121,18 +132,31 @@ class Outcome:
         return sum(s.error_total for s in self.steps)
 
 
-def configurations(quick: bool) -> list[Config]:
+def single_model_repository(scratch: Path, name: str) -> Path:
+    """A repository holding only models-tf's `name`, so that the server loads that one."""
+    repository = scratch / f"repository-{name}"
+    repository.mkdir(exist_ok=True)
+    link = repository / name
+    if not link.exists():
+        link.symlink_to(TF_MODELS / name, target_is_directory=True)
+    return repository
+
+
+def configurations(quick: bool, scratch: Path) -> list[Config]:
     """Every server and configuration of the comparison (--quick: the documented default)."""
     py = sys.executable
     gunicorn = [py, "-m", "gunicorn", "--chdir", str(PEERS), "--log-level", "warning"]
 
-    def batchserve(p: int) -> list[str]:
-        return [py, "-m", "batchserve", "serve", "--repository", str(MODEL_DIR.parent),
+    def batchserve(p: int, repository: Path = MODEL_DIR.parent) -> list[str]:
+        return [py, "-m", "batchserve", "serve", "--repository", str(repository),
                 *f"--host 127.0.0.1 --port {p}".split()]  # fmt: skip
 
-    def flask(workers: int, threads: int) -> Callable[[int], list[str]]:
+    def flask(workers: int, threads: int, app: str = "flask_app") -> Callable[[int], list[str]]:
         return lambda p: [*gunicorn, *f"-w {workers} --threads {threads} -b 127.0.0.1:{p}".split(),
-                          "flask_app:app"]  # fmt: skip
+                          f"{app}:app"]  # fmt: skip
+
+    def batchserve_tf(name: str) -> Callable[[int], list[str]]:
+        return lambda p: batchserve(p, single_model_repository(scratch, name))
 
     def script(name: str, options: str) -> Callable[[int], list[str]]:
         return lambda p: [py, str(PEERS / name), "--port", str(p), *options.split()]
@@ -208,6 +232,34 @@ def configurations(quick: bool) -> list[Config]:
             script("fastapi_pool.py", ""),
         )
     )
+    configs += [
+        Config(
+            "batchserve TF SavedModel",
+            "default config",
+            batchserve_tf("mobilenet_savedmodel"),
+            path="/v1/models/mobilenet_savedmodel/predict",
+            ready_timeout=240.0,
+            needs=("tensorflow",),
+            group="tf",
+        ),
+        Config(
+            "batchserve TFLite",
+            "default config, LiteRT (no TensorFlow in the process)",
+            batchserve_tf("mobilenet_tflite"),
+            path="/v1/models/mobilenet_tflite/predict",
+            ready_timeout=240.0,
+            needs=("ai_edge_litert",),
+            group="tf",
+        ),
+        Config(
+            "Flask+Gunicorn+TF (the article's)",
+            "1 worker x 2 threads, model.predict per request",
+            flask(1, 2, "flask_tf_app"),
+            ready_timeout=240.0,
+            needs=("flask", "gunicorn", "tensorflow"),
+            group="tf",
+        ),
+    ]
     # Group each server's configurations together in the run and the table.
     order = list(dict.fromkeys(c.server for c in configs))
     return sorted(configs, key=lambda c: order.index(c.server))
@@ -224,6 +276,16 @@ def ensure_model(console: Console) -> None:
             "--out",
             str(MODEL_DIR.parent),
         ],
+        check=True,
+    )
+
+
+def ensure_tf_models(console: Console) -> None:
+    if (TF_MODELS / "mobilenet_tflite" / "1" / "model.tflite").is_file():
+        return
+    console.print("building the TensorFlow models (tools/build_keras_mobilenet.py)")
+    subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "build_keras_mobilenet.py"), "--out", str(TF_MODELS)],
         check=True,
     )
 
@@ -495,12 +557,13 @@ def headers(levels: Sequence[int]) -> list[str]:
 def targets(
     outcomes: Sequence[Outcome], ceiling_result: dict[str, Any] | None, levels: Sequence[int]
 ) -> tuple[list[str], list[dict[str, Any]]]:
-    """The ratios and the issue's targets, as lines and as data."""
+    """The ratios and the issue's targets on the ONNX benchmark model, as lines and as data."""
     mid = 64 if 64 in levels else levels[len(levels) // 2]
     low, high = levels[0], levels[-1]
+    outcomes = [o for o in outcomes if o.config.group == "onnx"]
     ours = best(outcomes, "batchserve", mid)
     if ours is None:
-        return ["batchserve did not run"], []
+        return (["batchserve did not run"] if outcomes else []), []
     checks: list[dict[str, Any]] = []
 
     def check(name: str, value: float | None, goal: float, higher: bool) -> None:
@@ -547,6 +610,36 @@ def targets(
         mark = "met " if c["met"] else "MISS"
         lines.append(f"  [{mark}] {c['target']}: {_fmt(c['value'], 2)} (goal {c['goal']:.2f})")
     return lines, checks
+
+
+ARTICLE = "Flask+Gunicorn+TF (the article's)"
+
+
+def tf_comparison(outcomes: Sequence[Outcome], levels: Sequence[int]) -> list[str]:
+    """The TensorFlow rows: batchserve on the SavedModel and on the .tflite file against
+    the article's Flask app, at c=64 (or the middle level), c=1 latency and RSS."""
+    mid = 64 if 64 in levels else levels[len(levels) // 2]
+    low = levels[0]
+    theirs = best(outcomes, ARTICLE, mid)
+    lines = []
+    for server in ("batchserve TF SavedModel", "batchserve TFLite"):
+        ours = best(outcomes, server, mid)
+        if ours is None:
+            continue
+        thr = ours.throughput(mid) or 0.0
+        line = f"{server} c={mid}: {thr:.1f} req/s"
+        if theirs is not None and theirs.throughput(mid):
+            line += f", {thr / (theirs.throughput(mid) or 1.0):.2f}x the article's Flask+TF"
+            ours_low, theirs_low = ours.step(low), theirs.step(low)
+            if ours_low and theirs_low and ours_low.latency_ms.p50 and theirs_low.latency_ms.p50:
+                line += (
+                    f"; c={low} p50 {ours_low.latency_ms.p50:.1f} ms against "
+                    f"{theirs_low.latency_ms.p50:.1f} ms"
+                )
+            if ours.rss_peak and theirs.rss_peak:
+                line += f"; RSS {ours.rss_peak / 1e6:.0f} MB against {theirs.rss_peak / 1e6:.0f} MB"
+        lines.append(line)
+    return lines
 
 
 def write_chart(
@@ -643,10 +736,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         warmup=auto_warmup(args.duration) if args.warmup is None else args.warmup,
         timeout=args.timeout,
     )
-    configs = configurations(args.quick)
+    configs = configurations(args.quick, scratch)
     if args.only:
         wanted = [w.strip().lower() for w in args.only.split(",")]
         configs = [c for c in configs if any(w in c.server.lower() for w in wanted)]
+    if any(c.group == "tf" and not missing(c) for c in configs):
+        ensure_tf_models(console)
     console.print(
         f"[bold]compare[/]: {len(configs)} configuration(s) x c={levels}, "
         f"{settings.duration:g} s + {settings.warmup:g} s warm-up a step; image {jpeg}; "
@@ -738,6 +833,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         table.add_row(*r)
     console.print(table)
     lines, checks = targets(outcomes, ceiling_result, levels)
+    tf_lines = tf_comparison(outcomes, levels)
+    if tf_lines:
+        lines += ["TensorFlow (the seed's Keras MobileNet, 30 classes):", *tf_lines]
     for line in lines:
         console.print(line)
     for o in outcomes:
@@ -760,11 +858,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             "timeout_s": settings.timeout,
             "image": str(jpeg),
             "model": str(MODEL_DIR),
+            "tf_models": str(TF_MODELS),
         },
         "ceiling": ceiling_result,
         "results": [
             {
                 "server": o.config.server,
+                "group": o.config.group,
                 "configuration": o.config.label,
                 "command": o.config.argv(0),
                 "env": o.config.env,

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.live_server import DEMO_REPOSITORY
+from tests.live_server import DEMO_REPOSITORY, PROJECT_ROOT
 from tests.repository.builders import add_version
 
 
@@ -41,6 +41,17 @@ def test_the_bundled_demo_models_pass_as_json():
     names = {row["model"] for row in report["models"]}
     assert {"shapes", "docgen"} <= names
     assert all(row["state"] == "READY" for row in report["models"])
+
+
+def test_the_tensorflow_models_pass():
+    """The seed's MobileNet as SavedModel, .keras and .tflite (`make tf-models`), each
+    profiled and warmed up as `serve` would (TensorFlow and LiteRT in one process)."""
+    done = _validate(str(PROJECT_ROOT / "models-tf"), "--json", "--profile-budget", "1")
+    assert done.returncode == 0, done.stderr
+    rows = {row["model"]: row for row in json.loads(done.stdout)["models"]}
+    assert set(rows) == {"mobilenet_savedmodel", "mobilenet_keras", "mobilenet_tflite"}
+    assert all(row["state"] == "READY" for row in rows.values())
+    assert rows["mobilenet_tflite"]["scheduling"].startswith(("pool", "batch"))
 
 
 def test_each_broken_model_is_named_with_its_reason(tmp_path):

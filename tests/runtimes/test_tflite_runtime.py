@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from batchserve.errors import InvalidInput, ModelLoadError
+from batchserve.config import ModelConfig
+from batchserve.errors import ConfigError, InvalidInput, ModelLoadError
+from batchserve.repository.loader import load_model_version
 from batchserve.runtimes import RuntimeOptions, load_instance
 from batchserve.runtimes.registry import get_runtime, runtime_for_artifact
 from batchserve.runtimes.tflite import TfliteOptions, TfliteRuntime
@@ -104,3 +106,14 @@ def test_signature_choice_and_bad_files_are_load_errors(tmp_path):
 
 def test_tflite_files_are_recognised_by_their_suffix():
     assert isinstance(runtime_for_artifact(TFLITE_FILE), TfliteRuntime)
+
+
+def test_an_interpreter_is_never_shared_whatever_model_yaml_says():
+    """`concurrency_safe: true` (say, a race test that passed by luck) must not make the
+    server call one LiteRT interpreter from two threads."""
+    config = ModelConfig.model_validate(
+        {"backend": "tflite", "artifact": TFLITE_FILE.name, "concurrency_safe": True}
+    )
+    model_dir = TFLITE_FILE.parents[1]
+    with pytest.raises(ConfigError, match="never shares an instance"):
+        load_model_version("m", model_dir, int(TFLITE_FILE.parent.name), config)

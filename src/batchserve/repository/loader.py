@@ -111,6 +111,11 @@ def load_model_version(
         threads = config.scheduler.threads
         probe = make_instance(threads if isinstance(threads, int) else cpu_count())
         inputs, outputs = probe.inputs, probe.outputs
+        if probe.never_shared and config.concurrency_safe:
+            raise ConfigError(
+                f"{name}: model.yaml says concurrency_safe: true, but backend "
+                f"{config.backend!r} never shares an instance between threads; remove it"
+            )
         safe = config.concurrency_safe
         if safe is None:
             safe = probe.concurrency_safe

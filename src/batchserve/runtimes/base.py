@@ -73,6 +73,9 @@ class ModelInstance(ABC):
 
     #: May several threads call `run` on this one instance at the same time?
     concurrency_safe: bool = False
+    #: The runtime knows one instance must never be called from two threads at once
+    #: (a LiteRT interpreter): model.yaml and `batchserve check` cannot say otherwise.
+    never_shared: ClassVar[bool] = False
     #: "tensors": `run` takes stacked tensors; "list": one value per request.
     batch_format: ClassVar[BatchFormat] = "tensors"
 

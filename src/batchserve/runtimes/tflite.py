@@ -74,6 +74,7 @@ class TfliteInstance(ModelInstance):
     """One LiteRT interpreter: one caller at a time."""
 
     concurrency_safe = False
+    never_shared = True  # the interpreter keeps per-call state in itself
 
     def __init__(self, interpreter: Interpreter, signature: str | None) -> None:
         self._interpreter: Interpreter | None = interpreter

@@ -378,7 +378,21 @@ def analyse(
     memory = _estimate_memory(instance, module, sample, artifact_bytes)
     determinism = check_determinism(instance, sample)
     findings.append(determinism)
-    if determinism.status == "pass":
+    if instance.never_shared:
+        findings.append(
+            Finding(
+                "runtime",
+                "runtime",
+                "fail",
+                "the runtime never shares an instance",
+                [
+                    f"{type(instance).__name__}: the runtime's instances keep per-call state "
+                    "and are never safe to call from two threads at once, whatever a race "
+                    "test shows: give each thread its own instance."
+                ],
+            )
+        )
+    elif determinism.status == "pass":
         findings.append(race_test(instance, make_inputs, threads, iterations))
     else:
         findings.append(

@@ -31,7 +31,7 @@ Status = Literal["pass", "fail", "warn", "skipped"]
 class Finding:
     """The result of one check, with full sentences a person can act on."""
 
-    check: str  # training_mode, attributes, tensors, determinism, race
+    check: str  # runtime, training_mode, attributes, tensors, determinism, race
     title: str
     status: Status
     summary: str
@@ -126,8 +126,10 @@ def decide(
         )
         verdict: Verdict = "stateful"
         instances = 1
-    elif state or failed("race") or noted("determinism"):
+    elif state or failed("runtime") or failed("race") or noted("determinism"):
         reasons += state_sentences
+        if (runtime := failed("runtime")) is not None:
+            reasons += runtime.details
         if state:
             reasons.append(
                 "The same input still gave the same output, so the written state does not "

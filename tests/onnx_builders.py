@@ -102,3 +102,34 @@ def slow_model(path: Path, size: int = 768, repeats: int = 6, rows: int = 512) -
         consts,
     )
     return save(helper.make_model(graph, opset_imports=OPSET), path)
+
+
+def slow_image_model(path: Path, side: int = 16, repeats: int = 6, rows: int = 512) -> Path:
+    """An image classifier as slow as `slow_model`: 'image' [-1, 3, side, side] is flattened
+    to 3 * side * side features and pushed through the same MatMuls; 'logits' [-1, 3*side²]."""
+    size = 3 * side * side
+    rng = np.random.default_rng(0)
+    w = (rng.standard_normal((size, size)) / np.sqrt(size)).astype(np.float32)
+    consts = [
+        numpy_helper.from_array(w, "W"),
+        numpy_helper.from_array(np.array([1], dtype=np.int64), "axis1"),
+        numpy_helper.from_array(np.array([1, rows, 1], dtype=np.int64), "tiles"),
+    ]
+    nodes = [
+        helper.make_node("Flatten", ["image"], ["x"], axis=1),
+        helper.make_node("Unsqueeze", ["x", "axis1"], ["x3"]),
+        helper.make_node("Tile", ["x3", "tiles"], ["h"]),
+    ]
+    previous = "h"
+    for i in range(repeats):
+        nodes.append(helper.make_node("MatMul", [previous, "W"], [f"m{i}"]))
+        previous = f"m{i}"
+    nodes.append(helper.make_node("ReduceMean", [previous], ["logits"], axes=[1], keepdims=0))
+    graph = helper.make_graph(
+        nodes,
+        "slow_image",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, side, side])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", size])],
+        consts,
+    )
+    return save(helper.make_model(graph, opset_imports=OPSET), path)

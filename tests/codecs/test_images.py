@@ -111,3 +111,58 @@ def test_decompression_bomb_is_refused_before_decoding():
     prep = ImagePreprocessing(size=(32, 32), max_pixels=10_000_000)
     with pytest.raises(ImageTooLarge, match="12000x12000"):
         ImageCodec(prep).decode(bomb)
+
+
+# --- what cameras and scanners write ---------------------------------------------------
+
+
+def test_a_16_bit_greyscale_png_is_scaled_not_clipped():
+    """Grey 78/255 stored as 16 bits (78 * 257) decodes as grey 78, not as white."""
+    grey16 = Image.fromarray(np.full((16, 16), 78 * 257, np.uint16))
+    assert grey16.mode in ("I;16", "I")
+    data = _encode(grey16, "PNG")
+    tensor = ImageCodec(PLAIN).decode(data)
+    np.testing.assert_allclose(tensor, 78 / 255, atol=1 / 255)
+
+
+def test_a_16_bit_gradient_keeps_its_whole_range():
+    values = np.linspace(0, 65535, 16 * 16).reshape(16, 16).astype(np.uint16)
+    tensor = ImageCodec(PLAIN).decode(_encode(Image.fromarray(values), "PNG"))
+    assert tensor.min() < 0.05 and tensor.max() > 0.95
+    assert np.all(np.diff(tensor[0, 0].mean(axis=1)) >= -1e-6)  # rows get brighter
+
+
+def _mpo(first: Image.Image, preview: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    first.save(buf, "MPO", save_all=True, append_images=[preview])
+    return buf.getvalue()
+
+
+def test_a_camera_jpeg_with_a_preview_mpo_decodes_as_its_first_image():
+    main = _quadrants(64, 64)
+    data = _mpo(main, Image.new("RGB", (16, 16), (0, 255, 0)))
+    assert Image.open(io.BytesIO(data)).format == "MPO"
+    tensor = ImageCodec(PLAIN).decode(data)
+    expected = ImageCodec(PLAIN).decode(_encode(main, "JPEG"))
+    np.testing.assert_allclose(tensor, expected, atol=0.02)
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_exif_orientation_is_applied(orientation):
+    """A photo stored rotated with an Orientation tag is decoded as it is displayed."""
+    upright = _quadrants(64, 48)
+    stored = {3: upright.rotate(180), 6: upright.rotate(90, expand=True),
+              8: upright.rotate(-90, expand=True)}[orientation]  # fmt: skip
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    for fmt in ("JPEG", "PNG", "WEBP"):
+        data = _encode(stored, fmt, exif=exif.tobytes())
+        tensor = ImageCodec(PLAIN).decode(data)
+        expected = ImageCodec(PLAIN).decode(_encode(upright, fmt))
+        np.testing.assert_allclose(tensor, expected, atol=0.08, err_msg=fmt)
+
+
+def test_a_broken_exif_block_is_ignored_not_an_error():
+    data = _encode(_quadrants(32, 32), "JPEG", exif=b"Exif\x00\x00MM\x00*garbage")
+    tensor = ImageCodec(PLAIN).decode(data)
+    assert tensor.shape == (1, 3, 32, 32)

@@ -170,3 +170,72 @@ def test_a_client_that_hangs_up_has_its_queued_request_dropped(tmp_path):
     )
     # Most of the abandoned requests never ran: they were dropped from the queue.
     assert calls < 12, (calls, waited)
+
+
+def test_a_drain_timeout_under_a_second_is_kept_with_a_stalled_upload():
+    """`--drain-timeout 0.5` means half a second, not "wait forever": SIGTERM with one
+    upload that stopped half-way exits within the timeout plus the stop's own steps."""
+    from tests.raw_http import RawConnection, port_of
+
+    with LiveServer([DEMO_REPOSITORY], "--drain-timeout", "0.5") as server:
+        stalled = RawConnection(port_of(server.url))
+        stalled.send(
+            b"POST /v1/models/shapes/predict HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: image/jpeg\r\nContent-Length: 100000\r\n\r\n" + b"\xff" * 1000
+        )
+        time.sleep(0.3)  # the server has read the headers and waits for the rest
+        started = time.monotonic()
+        server.terminate()
+        try:
+            code = server.process.wait(10)
+        finally:
+            stalled.close()
+        took = time.monotonic() - started
+    assert code == 0, server.output
+    assert took < 4.0, f"exited {took:.1f} s after SIGTERM"
+
+
+def test_requests_of_clients_that_reset_are_not_decoded(tmp_path, samples):
+    """Requests whose clients sent them and reset the connection while they waited for a
+    slot are dropped before their image is decoded: a live client behind them is not
+    made to wait for work nobody will read."""
+    from tests import onnx_builders
+    from tests.raw_http import RawConnection, build_request, port_of
+
+    onnx_builders.slow_image_model(tmp_path / "slowimg" / "1" / "model.onnx")
+    (tmp_path / "slowimg" / "model.yaml").write_text(
+        "preprocessing: {size: [16, 16], resize: stretch}\nlabels: null\nwarmup: false\n"
+        "scheduler: {kind: pool, instances: 1, threads: 1, max_batch_size: 1, max_queue: 256}\n"
+    )
+    image = next(iter(samples.values()))
+    request = build_request(
+        "POST", "/v1/models/slowimg/predict", image, {"content-type": "image/jpeg"}
+    )
+
+    def decodes(url: str) -> float:
+        for line in httpx.get(f"{url}/metrics").text.splitlines():
+            if line.startswith('batchserve_stage_seconds_count{model="slowimg",stage="decode"}'):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    with LiveServer([tmp_path], "--decode-threads", "2") as server:
+        port = port_of(server.url)
+        connections = [RawConnection(port) for _ in range(40)]
+        for conn in connections:
+            conn.send(request)
+        time.sleep(0.5)  # every body is read; a few are running, the rest wait for a slot
+        for conn in connections:
+            conn.reset()
+        r = httpx.post(
+            f"{server.url}/v1/models/slowimg/predict",
+            content=image,
+            headers={"content-type": "image/jpeg"},
+            timeout=60,
+        )
+        assert r.status_code == 200, r.text
+        decoded = decodes(server.url)
+        text = httpx.get(f"{server.url}/metrics").text
+    # Admission lets 2 * 1 worker * batch 1 + 2 decode threads = 4 hold a slot at once.
+    assert decoded < 20, decoded
+    assert 'status="500"' not in text
+    assert 'status="499"' in text

@@ -13,7 +13,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from batchserve.config import ImagePreprocessing
 from batchserve.errors import ImageTooLarge, InvalidInput, UnsupportedMediaType
@@ -21,7 +21,14 @@ from batchserve.errors import ImageTooLarge, InvalidInput, UnsupportedMediaType
 IMAGE_MEDIA_TYPES = {"image/jpeg", "image/png", "image/webp"}
 # What Pillow raises on malformed or truncated data, header or body: all the client's fault.
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, KeyError, struct.error)
-_FORMATS = {"JPEG", "PNG", "WEBP"}
+# MPO is a JPEG with more images after it (a camera's preview or a stereo pair):
+# Pillow opens the first, which is the photo.
+_JPEG_FORMATS = {"JPEG", "MPO"}
+_FORMATS = {*_JPEG_FORMATS, "PNG", "WEBP"}
+_EXIF_ORIENTATION = 0x0112
+_QUARTER_TURNS = {5, 6, 7, 8}
+# Greyscale wider than 8 bits; "I" is how Pillow may open a 16-bit PNG.
+_WIDE_GREY = {"I", "I;16", "I;16B", "I;16L", "I;16N"}
 
 
 @dataclass(frozen=True)
@@ -43,24 +50,23 @@ class ImageCodec:
     def decode(self, data: bytes) -> np.ndarray:
         image = open_image(data, self.preprocessing.max_pixels)
         height, width = self.preprocessing.size
-        box = self._crop_box(image.size)
-        if image.format == "JPEG":
-            # Ask libjpeg for the smallest scale that still covers what we need.
-            crop_w, crop_h = box[2] - box[0], box[3] - box[1]
-            need = (
-                max(1, int(image.size[0] * width / crop_w)),
-                max(1, int(image.size[1] * height / crop_h)),
-            )
-            original = image.size
-            try:
-                image.draft("RGB", need)
-            except _DECODE_ERRORS as exc:
-                raise InvalidInput(f"image could not be decoded: {exc}") from exc
-            if image.size != original:
-                sx, sy = image.size[0] / original[0], image.size[1] / original[1]
-                box = (box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy)
+        orientation = _orientation(image)
         try:
-            image = image.convert("RGB")
+            if image.format in _JPEG_FORMATS:
+                # Ask libjpeg for the smallest scale that still covers what we need,
+                # reckoned on the image as displayed (a quarter turn swaps its sides).
+                stored = image.size
+                shown = stored[::-1] if orientation in _QUARTER_TURNS else stored
+                box = self._crop_box(shown)
+                need = (
+                    max(1, int(shown[0] * width / (box[2] - box[0]))),
+                    max(1, int(shown[1] * height / (box[3] - box[1]))),
+                )
+                image.draft("RGB", need[::-1] if orientation in _QUARTER_TURNS else need)
+            if orientation != 1:
+                image = ImageOps.exif_transpose(image)
+            image = _to_rgb(image)
+            box = self._crop_box(image.size)
             image = image.resize((width, height), Image.Resampling.BILINEAR, box=box)
         except _DECODE_ERRORS as exc:
             raise InvalidInput(f"image could not be decoded: {exc}") from exc
@@ -85,6 +91,25 @@ class ImageCodec:
         if self.preprocessing.layout == "NCHW":
             tensor = tensor.transpose(2, 0, 1)
         return np.ascontiguousarray(tensor[np.newaxis])
+
+
+def _orientation(image: Image.Image) -> int:
+    """The EXIF Orientation (1-8; 1 = stored as displayed). A missing or broken EXIF
+    block is orientation 1: the pixels are still good."""
+    try:
+        value = image.getexif().get(_EXIF_ORIENTATION, 1)
+    except _DECODE_ERRORS:
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB. 16- and 32-bit greyscale (16-bit PNGs) is scaled to 0-255 first:
+    Pillow's own conversion clips it, so that any grey above 255/65535 turns white."""
+    if image.mode in _WIDE_GREY:
+        grey = np.asarray(image, dtype=np.float32) * (255.0 / 65535.0)
+        image = Image.fromarray(np.clip(grey + 0.5, 0, 255).astype(np.uint8), "L")
+    return image.convert("RGB")
 
 
 def open_image(data: bytes, max_pixels: int) -> Image.Image:

@@ -27,6 +27,7 @@ from batchserve import flags as flag_types
 from batchserve.ray import command as ray_command
 from batchserve.repository.bundled import bundled_repositories
 from batchserve.server.app import begin_stopping_grpc, create_app
+from batchserve.server.connections import BoundedHttpProtocol, ConnectionLimits
 from batchserve.server.environment import Repeatable, from_environment
 from batchserve.server.settings import ServerSettings
 
@@ -117,13 +118,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="on SIGTERM, how long requests in flight may take to finish",
     )
     parser.add_argument(
-        "--max-connections", type=flag_types.positive_int, default=1024, help="open connections"
+        "--max-connections",
+        type=flag_types.positive_int,
+        default=1024,
+        help="open connections; past it the one idle the longest is closed",
     )
     parser.add_argument(
         "--decode-threads",
         type=flag_types.positive_int,
         default=None,
         help="threads for decode and encode (default: cores)",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=flag_types.seconds(),
+        default=5.0,
+        metavar="SECONDS",
+        help="how long a connection may wait without a byte of its next request",
+    )
+    parser.add_argument(
+        "--header-timeout",
+        type=flag_types.seconds(),
+        default=10.0,
+        metavar="SECONDS",
+        help="from a request's first byte to the end of its headers; then 408",
+    )
+    parser.add_argument(
+        "--body-timeout",
+        type=flag_types.seconds(),
+        default=60.0,
+        metavar="SECONDS",
+        help="from the end of the headers to the end of the body, chunked too; then 408",
+    )
+    parser.add_argument(
+        "--max-header-kb",
+        type=flag_types.positive_float,
+        default=64.0,
+        help="request line and headers; past it 431",
     )
     parser.add_argument("--no-url-fetch", action="store_true", help="refuse images by URL")
     parser.add_argument(
@@ -161,6 +192,10 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         request_timeout_s=args.request_timeout,
         drain_timeout_s=args.drain_timeout,
         max_connections=args.max_connections,
+        idle_timeout_s=args.idle_timeout,
+        header_timeout_s=args.header_timeout,
+        body_timeout_s=args.body_timeout,
+        max_header_bytes=int(args.max_header_kb * 1024),
         decode_threads=args.decode_threads,
         profile_budget_s=args.profile_budget,
         url_fetch=not args.no_url_fetch,
@@ -192,13 +227,19 @@ def run(args: argparse.Namespace) -> int:
     port = sock.getsockname()[1]
     config = uvicorn.Config(
         app,
+        # uvicorn's httptools protocol with every connection bounded in time and size,
+        # and its connection cap answered in JSON (see server/connections.py).
+        http=BoundedHttpProtocol,
         log_config=None,
         access_log=False,
-        # Past this many connections uvicorn answers 503 itself: a backstop, not the bound
-        # clients normally meet (the schedulers' queues answer 503 with a JSON body first).
-        limit_concurrency=settings.max_connections,
-        timeout_graceful_shutdown=int(settings.drain_timeout_s) or None,
-        timeout_keep_alive=5,
+        timeout_graceful_shutdown=settings.drain_timeout_s,  # type: ignore[arg-type]
+    )
+    config.connection_limits = ConnectionLimits(  # type: ignore[attr-defined]
+        max_connections=settings.max_connections,
+        idle_timeout_s=settings.idle_timeout_s,
+        header_timeout_s=settings.header_timeout_s,
+        body_timeout_s=settings.body_timeout_s,
+        max_header_bytes=settings.max_header_bytes,
     )
     server = DrainingServer(config, app)
     listener = _log_access_off_the_loop()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
 from batchserve.errors import (
@@ -155,7 +155,14 @@ async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def handle_client_disconnect(request: Request, exc: Exception) -> JSONResponse:
+    """Starlette's ClientDisconnect: the client hung up while its body was being read.
+    Nobody reads the answer; it is counted and logged as 499, not as a server error."""
+    return error_response(499, "the client closed the connection before sending its body")
+
+
 EXCEPTION_HANDLERS = {
+    ClientDisconnect: handle_client_disconnect,
     HTTPError: handle_domain_error,
     BatchserveError: handle_domain_error,
     Exception: handle_unexpected,

@@ -9,21 +9,24 @@ from typing import Any
 
 from starlette.requests import Request
 
-from batchserve.errors import DeadlineExceeded, ModelNotFound
+from batchserve.errors import DeadlineExceeded
 from batchserve.repository.loaded_model import InferenceResult, LoadedModel
 from batchserve.server.context import context
-from batchserve.server.requests import model_path, request_timeout, wait_or_disconnect
+from batchserve.server.requests import (
+    label_served_model,
+    model_path,
+    raise_if_disconnected,
+    request_timeout,
+    version_number,
+    wait_or_disconnect,
+)
 
 
 async def find_model(request: Request, name: str, version: str | None) -> LoadedModel:
     """The version that serves this request. With a memory budget it may have to be
     loaded first: the load runs on the manager's loader thread and this request waits
     for it without holding a thread, within the request timeout."""
-    number: int | None = None
-    if version is not None:
-        if not version.isdigit():
-            raise ModelNotFound(f"version {version!r} of model {name!r}: versions are numbers")
-        number = int(version)
+    number = version_number(name, version)
     ctx = context(request)
     future = ctx.manager.acquire(name, number)
     if not future.done():
@@ -34,7 +37,9 @@ async def find_model(request: Request, name: str, version: str | None) -> Loaded
             raise DeadlineExceeded(
                 f"model {name!r} was still loading after the request timeout of {timeout:g} s"
             ) from None
-    return future.result()
+    model = future.result()
+    label_served_model(request, model, versioned=number is not None)
+    return model
 
 
 async def requested_model(request: Request) -> LoadedModel:
@@ -48,6 +53,7 @@ async def infer(request: Request, model: LoadedModel, inputs: Any) -> InferenceR
     A request whose time runs out, or whose client hangs up, is cancelled: if it is
     still queued it never runs, so abandoned work does not pile up behind live clients.
     """
+    await raise_if_disconnected(request)
     timeout = request_timeout(request, model)
     future = model.submit(inputs, deadline=time.monotonic() + timeout)
     result = await wait_or_disconnect(request, asyncio.wrap_future(future), timeout)

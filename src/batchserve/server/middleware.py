@@ -29,6 +29,7 @@ UNAUTHENTICATED_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})
 #: The browser page and its assets (static files from the package), read-only.
 PAGE_PATHS = ("/", "/page/")
 _STATE_MODEL = "metrics_model"
+_STATE_VERSION = "metrics_version"
 
 
 def is_public(scope: Scope) -> bool:
@@ -40,10 +41,12 @@ def is_public(scope: Scope) -> bool:
     return page and scope["method"] in ("GET", "HEAD")
 
 
-def record_model(request: Request, name: str) -> None:
-    """Label this request's metrics with the model its body named (routes without
-    `{name}` in the path); call once the model is found, so no client mints series."""
-    request.scope.setdefault("state", {})[_STATE_MODEL] = name
+def record_model(request: Request, name: str, version: str = "") -> None:
+    """Label this request's metrics with the model that serves it (and the version, when
+    the request named one); call once the model is found, so no client mints series."""
+    state = request.scope.setdefault("state", {})
+    state[_STATE_MODEL] = name
+    state[_STATE_VERSION] = version
 
 
 class RequestContextMiddleware:
@@ -89,12 +92,11 @@ class RequestContextMiddleware:
     def _record(self, scope: Scope, status: int, seconds: float, request_id: str) -> None:
         route = scope.get("route")
         template = getattr(route, "path", None) or "unmatched"
-        params = scope.get("path_params", {}) if status != 404 else {}
-        # No labels from a 404's path: a client must not be able to mint time series.
-        model = params.get("name", "")
-        version = params.get("version", "")
-        if not model:  # a route that names its model in the body
-            model = scope.get("state", {}).get(_STATE_MODEL, "")
+        # Labels only from the model that served the request (`record_model`), never
+        # from the path: a client must not be able to mint time series.
+        state = scope.get("state", {})
+        model = state.get(_STATE_MODEL, "")
+        version = state.get(_STATE_VERSION, "")
         self.metrics.requests.labels(model, version, template, str(status)).inc()
         if model:
             self.metrics.latency.labels(model, template).observe(seconds)

@@ -1,22 +1,28 @@
-"""Request plumbing every route shares: reading bodies within their bound, JSON objects,
-which model and version a path names, waiting for a result without outliving the
-client or the deadline, and declaring a model endpoint with and without `/versions/{v}`.
+"""Request plumbing every route shares, and the one place where client input is parsed:
+bodies within their bound, JSON objects, whole numbers in paths, headers and queries,
+which model and version a path names; waiting for a result without outliving the
+client or the deadline; declaring a model endpoint with and without `/versions/{v}`.
+
+Every parse failure here is a typed client error (`InvalidInput`, `HTTPError`,
+`ModelNotFound`): nothing a client sends reaches a `ValueError`, `UnicodeError` or
+`RecursionError` that would surface as a 500.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from fastapi import APIRouter
 from starlette.requests import Request
 
-from batchserve.errors import DeadlineExceeded, InvalidInput, PayloadTooLarge
+from batchserve.codecs.json_text import load_json
+from batchserve.errors import DeadlineExceeded, InvalidInput, ModelNotFound, PayloadTooLarge
 from batchserve.repository.loaded_model import LoadedModel
 from batchserve.server.context import context
 from batchserve.server.errors import ClientDisconnected, HTTPError
+from batchserve.server.middleware import record_model
 from batchserve.server.settings import ServerSettings
 
 T = TypeVar("T")
@@ -45,16 +51,51 @@ def model_path(request: Request) -> tuple[str, str | None]:
     return params["name"], params.get("version")
 
 
+def is_whole_number(text: str) -> bool:
+    """ASCII digits only: `str.isdigit()` also takes '²' and '١', which `int()` refuses
+    or reads as another number."""
+    return text.isascii() and text.isdigit()
+
+
+def version_number(name: str, version: str | None) -> int | None:
+    """The version a path names as a number (None: the newest); ModelNotFound otherwise."""
+    if version is None:
+        return None
+    if not is_whole_number(version):
+        raise ModelNotFound(f"version {version!r} of model {name!r}: versions are numbers")
+    return int(version)
+
+
+def header_number(request: Request, header: str) -> int | None:
+    """A header holding a non-negative whole number, None when absent; 400 otherwise."""
+    raw = request.headers.get(header)
+    if raw is None:
+        return None
+    raw = raw.strip()
+    if not is_whole_number(raw) or len(raw) > 18:
+        raise HTTPError(400, f"{header} {raw!r} is not a whole number of bytes")
+    return int(raw)
+
+
+def label_served_model(request: Request, model: LoadedModel, versioned: bool) -> None:
+    """Mark the request as served by `model`: the request metrics label it with the
+    model's name (and the version, when the path named one). Labels come only from
+    models that exist, so a client cannot mint time series with names of its own."""
+    record_model(request, model.name, str(model.version) if versioned else "")
+
+
+async def raise_if_disconnected(request: Request) -> None:
+    """ClientDisconnected (499) if the client has hung up: checked before costly work
+    (decoding, queueing) that nobody would read. Call only once the body is read."""
+    if await request.is_disconnected():
+        raise ClientDisconnected("the client closed the connection before its turn")
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """The whole body, or PayloadTooLarge (413) as soon as it would pass `limit` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            size = int(declared)
-        except ValueError:
-            raise HTTPError(400, f"Content-Length {declared!r} is not a number") from None
-        if size > limit:
-            raise PayloadTooLarge(f"body of {size} bytes is over the limit of {limit} bytes")
+    size = header_number(request, "content-length")
+    if size is not None and size > limit:
+        raise PayloadTooLarge(f"body of {size} bytes is over the limit of {limit} bytes")
     chunks: list[bytes] = []
     received = 0
     async for chunk in request.stream():
@@ -67,10 +108,7 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 def parse_json_object(body: bytes, what: str = "the body") -> dict[str, Any]:
     """`body` as a JSON object; anything else is the client's error."""
-    try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"{what} is not valid JSON: {exc}") from None
+    doc = load_json(body, what)
     if not isinstance(doc, dict):
         raise InvalidInput(f"{what} must be a JSON object")
     return doc

@@ -23,7 +23,14 @@ class ServerSettings(BaseModel):
     max_top_k: int = Field(100, gt=0)
     request_timeout_s: float = Field(30.0, gt=0)
     drain_timeout_s: float = Field(20.0, ge=0)
-    max_connections: int = Field(1024, gt=0, description="past it uvicorn answers 503")
+    max_connections: int = Field(
+        1024, gt=0, description="past it the idlest connection is closed, or 503 if all are busy"
+    )
+    # Connection-level bounds (see server/connections.py), each from its phase's start.
+    idle_timeout_s: float = Field(5.0, gt=0, description="no byte of a next request")
+    header_timeout_s: float = Field(10.0, gt=0, description="first byte to end of headers")
+    body_timeout_s: float = Field(60.0, gt=0, description="end of headers to end of body")
+    max_header_bytes: int = Field(64 * 1024, gt=0, description="request line and headers")
     decode_threads: int | None = Field(None, description="image decode threads; default cores")
     profile_budget_s: float = Field(6.0, ge=0)
     # Image-by-URL fetching (see codecs/url_fetch/).

@@ -36,7 +36,11 @@ from batchserve.repository.loaded_model import (
 from batchserve.server.context import AppContext, context
 from batchserve.server.inference import infer
 from batchserve.server.metrics import ServerMetrics
-from batchserve.server.requests import request_timeout, wait_or_disconnect
+from batchserve.server.requests import (
+    raise_if_disconnected,
+    request_timeout,
+    wait_or_disconnect,
+)
 from batchserve.server.sse import TokenChannel
 
 _SAMPLING_FIELDS = ("max_tokens", "temperature", "top_k", "top_p", "seed", "ignore_eos")
@@ -97,6 +101,7 @@ async def start_generation(
 ) -> Generation:
     """Tokenize `prompt` off the loop and start generating; with `stream`, tokens arrive
     on the generation's channel as they are sampled."""
+    await raise_if_disconnected(request)
     timeout = request_timeout(request, model)
     return await begin_generation(
         context(request), model, prompt, sampling, timeout_s=timeout, stream=stream

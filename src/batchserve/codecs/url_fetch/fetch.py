@@ -95,6 +95,12 @@ def _check_url(url: httpx.URL, policy: FetchPolicy, deadline: float) -> _Target:
     host = normalise_host(url.raw_host.decode("ascii"))
     if not host:
         raise UrlRefused(f"refused: {url} has no host")
+    try:
+        # What getaddrinfo would do first: a label over 63 bytes or an empty one fails
+        # here as the client's error, not as a UnicodeError inside the lookup.
+        host.encode("idna")
+    except UnicodeError as exc:
+        raise UrlRefused(f"refused: {host!r} is not a valid host name ({exc})") from None
     port = url.port if url.port is not None else _SCHEMES[scheme]
     if not 0 < port < 65536:
         raise UrlRefused(f"refused: {url} has port {port}, outside 1-65535")

@@ -7,7 +7,6 @@ with a wrong name, datatype or shape fails cheaply; the data itself is read by
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from batchserve.codecs.json_text import load_json
 from batchserve.datatypes import TensorSpec, numpy_dtype
 from batchserve.errors import InvalidInput
 
@@ -68,10 +68,7 @@ def split_body(
 
 def parse_json(header: bytes | bytearray) -> dict[str, Any]:
     """The header as a JSON object; anything else is the client's error."""
-    try:
-        doc = json.loads(header)
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        raise InvalidInput(f"request is not valid JSON: {exc}") from None
+    doc = load_json(header, "the request")
     if not isinstance(doc, dict):
         raise InvalidInput(f"request must be a JSON object, got {json_type(doc)}")
     return doc

@@ -23,11 +23,11 @@ router = APIRouter(tags=["text"])
 async def embed_texts(request: Request) -> Response:
     """Embed `texts` (a list of strings) or `text` (one string)."""
     started = time.perf_counter()
+    model = await requested_model(request)
     doc = await read_json_object(request)
     texts = doc.get("texts", [doc["text"]] if "text" in doc else None)
     if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
         raise InvalidInput("the body needs 'texts': a list of strings (or 'text': a string)")
-    model = await requested_model(request)
     vectors = await embed(request, model, texts)
     payload = await context(request).off_loop(
         lambda: json.dumps(

@@ -37,12 +37,12 @@ router = APIRouter(tags=["text"])
 @model_route(router, "POST", "/v1/models/{name}/generate")
 async def generate_v1(request: Request) -> Response:
     """Generate text from a prompt; `"stream": true` for SSE."""
+    model = await requested_model(request)
     doc = await read_json_object(request)
     prompt = doc.get("prompt")
     if not isinstance(prompt, str):
         raise InvalidInput("the body needs 'prompt': a string")
     stream = _flag(doc, "stream")
-    model = await requested_model(request)
     gen = await start_generation(request, model, prompt, sampling_fields(doc, doc), stream=stream)
     if stream:
         return event_stream(gen, _v1_event, lambda r: observe_generation(request, model, r))
@@ -72,6 +72,7 @@ async def generate_stream_v2(request: Request) -> Response:
 
 
 async def _generate_v2(request: Request, *, stream: bool) -> Response:
+    model = await requested_model(request)
     doc = await read_json_object(request)
     prompt = doc.get(TEXT_INPUT)
     if isinstance(prompt, list) and len(prompt) == 1:  # Triton accepts a one-element batch
@@ -81,7 +82,6 @@ async def _generate_v2(request: Request, *, stream: bool) -> Response:
     parameters = doc.get("parameters", {})
     if not isinstance(parameters, dict):
         raise InvalidInput("'parameters' must be an object")
-    model = await requested_model(request)
     sampling = sampling_fields(parameters, doc)
     gen = await start_generation(request, model, prompt, sampling, stream=stream)
     if stream:

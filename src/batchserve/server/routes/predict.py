@@ -30,7 +30,13 @@ from batchserve.server.admission import admission_for
 from batchserve.server.context import context
 from batchserve.server.errors import HTTPError
 from batchserve.server.inference import infer, requested_model
-from batchserve.server.requests import model_route, parse_json_object, read_body
+from batchserve.server.requests import (
+    is_whole_number,
+    model_route,
+    parse_json_object,
+    raise_if_disconnected,
+    read_body,
+)
 
 router = APIRouter(tags=["predict"])
 
@@ -79,6 +85,7 @@ async def predict(request: Request) -> JSONResponse:
     parameters = _parameters(request, codec, body.parameters)
 
     async with admission_for(request, model).slot():
+        await raise_if_disconnected(request)  # waiting for the slot may have taken long
         decode_started = time.perf_counter()
         inputs = await ctx.off_loop(codec.decode, body.data, body.content_type)
         decode_s = time.perf_counter() - decode_started
@@ -112,12 +119,12 @@ def _parameters(request: Request, codec: PredictCodec, from_body: dict[str, Any]
 def _top_k(request: Request, raw: Any) -> int:
     if raw is None:
         return 5
-    if isinstance(raw, bool):
-        raise InvalidInput(f"top_k must be a whole number, not {raw!r}")
-    try:
+    if isinstance(raw, str) and is_whole_number(raw) and len(raw) <= 18:
         k = int(raw)
-    except (TypeError, ValueError):
-        raise InvalidInput(f"top_k must be a whole number, not {raw!r}") from None
+    elif isinstance(raw, int) and not isinstance(raw, bool):
+        k = raw
+    else:
+        raise InvalidInput(f"top_k must be a whole number, not {raw!r}")
     limit = context(request).settings.max_top_k
     if not 1 <= k <= limit:
         raise InvalidInput(f"top_k must be between 1 and {limit}, not {k}")

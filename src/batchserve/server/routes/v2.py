@@ -21,7 +21,13 @@ from batchserve.server.admission import admission_for
 from batchserve.server.context import context
 from batchserve.server.errors import HTTPError, error_response
 from batchserve.server.inference import infer, requested_model
-from batchserve.server.requests import model_path, model_route, read_body
+from batchserve.server.requests import (
+    header_number,
+    model_path,
+    model_route,
+    raise_if_disconnected,
+    read_body,
+)
 from batchserve.server.text import infer_text
 
 router = APIRouter(tags=["v2"])
@@ -83,6 +89,7 @@ async def infer_tensors(request: Request) -> Response:
     body = await read_body(request, ctx.settings.max_body_bytes)
     header_length = _header_length(request, len(body))
     async with admission_for(request, model).slot():
+        await raise_if_disconnected(request)  # waiting for the slot may have taken long
         decoded = await ctx.off_loop(
             lambda: decode_infer_request(
                 body, header_length, model.inputs, output_specs=model.outputs
@@ -114,11 +121,9 @@ async def infer_tensors(request: Request) -> Response:
 
 
 def _header_length(request: Request, body_length: int) -> int | None:
-    raw = request.headers.get(HEADER_LENGTH_HEADER)
-    if raw is None:
-        return None
-    if not raw.isdigit() or int(raw) > body_length:
+    length = header_number(request, HEADER_LENGTH_HEADER)
+    if length is not None and length > body_length:
         raise HTTPError(
-            400, f"{HEADER_LENGTH_HEADER} {raw!r} must be a whole number within the body length"
+            400, f"{HEADER_LENGTH_HEADER} {length} is past the body's {body_length} bytes"
         )
-    return int(raw)
+    return length

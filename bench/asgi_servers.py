@@ -1,4 +1,5 @@
-"""The ASGI server under batchserve's app: uvicorn (h11, httptools), Hypercorn, Granian.
+"""The ASGI server under batchserve's app: uvicorn (h11, httptools), Hypercorn, Granian,
+and `batchserve serve` itself.
 
 Each server runs the same `create_app` (bench/peers/asgi_app.py) on the MobileNet v1
 1.0/224 benchmark model and is swept at the same concurrency levels with `batchserve
@@ -30,11 +31,17 @@ from engine import sample_jpeg
 from batchserve.bench.sweep import LoadSettings, auto_warmup
 from batchserve.units import parse_concurrency, parse_duration
 
-SERVERS = ("uvicorn-httptools", "uvicorn-h11", "hypercorn", "granian")
+SERVERS = ("batchserve", "uvicorn-httptools", "uvicorn-h11", "hypercorn", "granian")
 
 
 def config(server: str) -> Config:
+    """`batchserve` is `batchserve serve` itself (uvicorn httptools with the bounds of
+    server/connections.py); the others run the same app with the server's defaults."""
+
     def argv(port: int) -> list[str]:
+        if server == "batchserve":
+            return [sys.executable, "-m", "batchserve", "serve", "--repository",
+                    str(MODEL_DIR.parent), "--port", str(port)]  # fmt: skip
         return [sys.executable, str(PEERS / "asgi_app.py"), "--server", server,
                 "--port", str(port), "--repository", str(MODEL_DIR.parent)]  # fmt: skip
 

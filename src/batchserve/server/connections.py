@@ -202,8 +202,8 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         """Write the JSON error and close; nothing more is read from this connection."""
         self._disarm()
         self._answered = True
-        if status != 503:
-            log.info("refused a connection from %s: %d %s", self.client, status, message)
+        # Debug only: under an attack this runs thousands of times a second, on the loop.
+        log.debug("answered %s with %d and closed: %s", self.client, status, message)
         if not self.transport.is_closing():
             self.transport.write(error_bytes(status, message, retry_after))
             self.transport.close()

@@ -71,7 +71,7 @@ def header_number(request: Request, header: str) -> int | None:
     raw = request.headers.get(header)
     if raw is None:
         return None
-    raw = raw.strip()
+    raw = raw.strip(" \t")  # HTTP's optional whitespace; str.strip() would also take \x1c
     if not is_whole_number(raw) or len(raw) > 18:
         raise HTTPError(400, f"{header} {raw!r} is not a whole number of bytes")
     return int(raw)

@@ -21,14 +21,18 @@ import sys
 import tempfile
 from pathlib import Path
 
+import httpx
 from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from compare import MODEL_DIR, PEERS, PREDICT, Config, ensure_model, run_config
+from compare import MODEL_DIR, PEERS, PREDICT, Config, Outcome, ensure_model, run_config
 from engine import sample_jpeg
+from launch import ServerProcess, free_port
 
-from batchserve.bench.sweep import LoadSettings, auto_warmup
+from batchserve.bench.memory import ProcessTreeMemory
+from batchserve.bench.sweep import LoadSettings, StepPlan, auto_warmup, run_sweep
+from batchserve.bench.targets import build_target
 from batchserve.units import parse_concurrency, parse_duration
 
 SERVERS = ("batchserve", "uvicorn-httptools", "uvicorn-h11", "hypercorn", "granian")
@@ -48,12 +52,41 @@ def config(server: str) -> Config:
     return Config(server, "batchserve app", argv, path=PREDICT)
 
 
+def run_live(config: Config, levels: list[int], settings: LoadSettings, scratch: Path) -> Outcome:
+    """The HTTP layer alone: GET /v2/health/live, which does no work, at each level."""
+    outcome = Outcome(config)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/v2/health/live"
+    template = scratch / "empty.txt"
+    template.write_text("")
+    server = ServerProcess(config.argv(port), scratch / f"{config.server}-live.log")
+    try:
+        server.wait_ready(lambda: httpx.get(url, timeout=5).status_code == 200, 120)
+        outcome.load_1m = os.getloadavg()[0]
+        target = build_target(url, template=template, method="GET", content_type="text/plain")
+        outcome.steps = run_sweep(
+            target,
+            [StepPlan.closed(c) for c in levels],
+            settings,
+            memory=ProcessTreeMemory(server.pid),
+        )
+    finally:
+        server.stop()
+    return outcome
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--duration", type=parse_duration, default=8.0, help="per step")
     parser.add_argument("--concurrency", type=parse_concurrency, default=[1, 8, 64])
     parser.add_argument("--servers", default=",".join(SERVERS))
+    parser.add_argument(
+        "--route",
+        choices=["predict", "live"],
+        default="predict",
+        help="predict: MobileNet on the 640x480 JPEG; live: GET /v2/health/live, no work",
+    )
     parser.add_argument("--out", type=Path, default=Path("bench-results/asgi"))
     args = parser.parse_args()
     console = Console(highlight=False, width=200)
@@ -67,7 +100,12 @@ def main() -> int:
     for round_ in range(args.rounds):
         for server in servers:
             console.print(f"[bold]round {round_ + 1}: {server}[/]")
-            outcome = run_config(config(server), jpeg, args.concurrency, settings, scratch, console)
+            if args.route == "live":
+                outcome = run_live(config(server), args.concurrency, settings, scratch)
+            else:
+                outcome = run_config(
+                    config(server), jpeg, args.concurrency, settings, scratch, console
+                )
             runs[server].append(
                 {
                     "load_1m": outcome.load_1m,

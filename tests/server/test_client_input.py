@@ -57,6 +57,11 @@ CASES = [
     ("POST", "/v2/models/minilm/infer", _v2_bytes("text", LONE_SURROGATE), {}, 400),
     ("POST", "/v2/models/docgen/infer", _v2_bytes("text_input", LONE_SURROGATE), {}, 400),
     ("POST", "/v1/models/shapes/predict", f'{{"url":{LONE_SURROGATE}}}'.encode(), JSON, 422),
+    # OpenAI-compatible routes (their own error shape, the same boundary).
+    ("POST", "/openai/v1/completions", DEEP, {}, 400),
+    ("POST", "/openai/v1/completions", b'{"model":"docgen","prompt":"\\ud800"}', {}, 400),
+    ("POST", "/openai/v1/embeddings", b'{"model":"minilm","input":["\\ud800"]}', {}, 400),
+    ("GET", "/openai/v1/models/%ED%A0%80", b"", {}, 404),
     # Headers and query parameters.
     ("POST", "/v2/models/shapes/infer", b"{}", {"inference-header-content-length": b"\xb2"}, 400),
     ("POST", "/v2/models/shapes/infer", b"{}", {"inference-header-content-length": b"-1"}, 400),

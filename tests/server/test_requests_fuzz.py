@@ -51,9 +51,9 @@ def test_a_header_number_is_a_whole_number_or_400(raw: bytes) -> None:
 
 # --- through a live server ---------------------------------------------------------------
 
-FIELDS = ["prompt", "text_input", "texts", "text", "max_tokens", "temperature", "top_k",
-          "seed", "stream", "parameters", "url", "image_b64", "inputs", "outputs", "ready",
-          "id", "ignore_eos"]  # fmt: skip
+FIELDS = ["model", "input", "prompt", "text_input", "texts", "text", "max_tokens",
+          "temperature", "top_k", "seed", "stream", "parameters", "url", "image_b64", "inputs",
+          "outputs", "ready", "id", "ignore_eos"]  # fmt: skip
 values = st.recursive(
     st.none()
     | st.booleans()
@@ -76,7 +76,8 @@ bodies = st.one_of(
 ROUTES = [
     "/v1/models/{m}/predict", "/v1/models/{m}/generate", "/v1/models/{m}/embed",
     "/v2/models/{m}/generate", "/v2/models/{m}/infer", "/v2/models/{m}/versions/{v}/infer",
-    "/v1/models/{m}/versions/{v}/predict", "/v2/repository/index",
+    "/v1/models/{m}/versions/{v}/predict", "/v2/repository/index", "/openai/v1/completions",
+    "/openai/v1/embeddings",
 ]  # fmt: skip
 segments = st.sampled_from(["shapes", "docgen", "minilm", "1", "0"]) | st.text(
     st.characters(codec=None), min_size=1, max_size=6

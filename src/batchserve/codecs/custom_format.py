@@ -9,7 +9,6 @@ answer is 4xx with its message.
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import math
 from collections.abc import Callable, Mapping
@@ -18,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from batchserve.codecs.json_text import load_json
 from batchserve.errors import BatchserveError, InferenceError, InvalidInput
 
 log = logging.getLogger(__name__)
@@ -64,10 +64,7 @@ def _message(exc: Exception) -> str:
 def _parse_json(body: bytes) -> Any:
     if not body:
         raise InvalidInput("the body is empty; this model takes JSON")
-    try:
-        return json.loads(body)
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        raise InvalidInput(f"the body is not valid JSON: {exc}") from None
+    return load_json(body)
 
 
 def to_jsonable(value: Any, depth: int = 0) -> Any:

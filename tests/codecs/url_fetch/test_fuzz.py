@@ -15,8 +15,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from batchserve.codecs import url_fetch
-from batchserve.codecs.url_fetch import FetchPolicy, check_address, classify_address
+from batchserve.codecs.url_fetch import FetchPolicy, check_address, classify_address, fetch
 from batchserve.errors import FetchFailed, FetchTimeout, UrlRefused
 
 pytestmark = pytest.mark.fuzz
@@ -97,7 +96,7 @@ def test_any_url_is_a_checked_target_or_a_typed_refusal(
         resolver=lambda host, port: _encoded_first(host, found),
     )
     try:
-        target = url_fetch._check_url(url_fetch._parse_url(url), policy, time.monotonic() + 5)
+        target = fetch._check_url(fetch._parse_url(url), policy, time.monotonic() + 5)
     except (UrlRefused, FetchFailed, FetchTimeout):
         return
     assert target.url.scheme in ("http", "https")

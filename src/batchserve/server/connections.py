@@ -66,6 +66,10 @@ def error_bytes(status: int, message: str, retry_after: int | None = None) -> by
     return b"\r\n".join(head) + b"\r\n\r\n" + body
 
 
+#: How long a refused connection is still read (and its bytes dropped) before it closes.
+_LINGER_S = 1.0
+
+
 class _Refused(Exception):
     """Raised from a parser callback to stop parsing a request already answered."""
 
@@ -204,8 +208,16 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._answered = True
         # Debug only: under an attack this runs thousands of times a second, on the loop.
         log.debug("answered %s with %d and closed: %s", self.client, status, message)
-        if not self.transport.is_closing():
-            self.transport.write(error_bytes(status, message, retry_after))
+        if self.transport.is_closing():
+            return
+        self.transport.write(error_bytes(status, message, retry_after))
+        if self.transport.can_write_eof():
+            # A lingering close, as nginx does: send FIN after the answer and read (and
+            # drop) what the client still sends for a moment, so that the kernel does
+            # not answer those bytes with a reset that can destroy the answer unread.
+            self.transport.write_eof()
+            self.loop.call_later(_LINGER_S, self.transport.close)
+        else:
             self.transport.close()
 
     def _arm(self, seconds: float, callback: Any) -> None:

@@ -21,6 +21,7 @@ import json
 import os
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -107,7 +108,7 @@ def plot(samples: list[dict], path: Path, title: str, warmup_s: float) -> None:
     top.axvline(warmup_s, color="grey", linestyle=":", label="end of warm-up")
     top.set_ylabel("server RSS (MB)")
     top.legend(loc="lower right")
-    top.set_title(title, fontsize=9)
+    top.set_title("\n".join(textwrap.wrap(title, 110)), fontsize=8)
     bottom.plot(t, rate, color="tab:green")
     bottom.set_ylabel("responses / s")
     bottom.set_xlabel("seconds")
@@ -181,7 +182,8 @@ def main() -> int:
     lat = step.latency_ms
     summary = (
         f"c={args.clients} {args.duration:g} s: {step.requests} requests, "
-        f"{step.error_total} errors {dict(step.errors) or ''}, {step.throughput:.1f} req/s, "
+        f"{step.error_total} errors{f' {dict(step.errors)}' if step.errors else ''}, "
+        f"{step.throughput:.1f} req/s, "
         f"p50 {lat.p50:.0f} ms p99 {lat.p99:.0f} ms; RSS after warm-up "
         f"{flat['start_mb']:.0f} -> {flat['end_mb']:.0f} MB (peak +{flat['peak_excess']:.1%}, "
         f"drift {flat['drift']:+.1%}); load average {min(loads):.1f}-{max(loads):.1f}"

@@ -408,6 +408,16 @@ def test_a_missing_model_is_not_found(client, in_process):
     _serves_a_good_request(client, in_process)
 
 
+def test_a_version_in_unicode_digits_is_not_found_not_internal(client, in_process):
+    """'²' passes str.isdigit() and fails int(): a missing version, not a server error."""
+    tensor = in_process.codec.decode(RED_CIRCLE)
+    with pytest.raises(InferenceServerException) as missing:
+        client.infer("shapes", [_image_input(tensor)], model_version="\u00b2")
+    assert _status(missing) == "StatusCode.NOT_FOUND"
+    assert client.is_model_ready("shapes", "\u00b2") is False
+    _serves_a_good_request(client, in_process)
+
+
 def test_the_clients_deadline_is_deadline_exceeded(client, in_process):
     batch = np.zeros((32, 3, 224, 224), np.float32)
     with pytest.raises(InferenceServerException) as late:

@@ -33,7 +33,7 @@ from batchserve.errors import DeadlineExceeded, ModelNotFound
 from batchserve.repository.loaded_model import GenerationResult, LoadedModel
 from batchserve.server.admission import Admission, model_admission
 from batchserve.server.context import AppContext
-from batchserve.server.requests import model_timeout
+from batchserve.server.requests import model_timeout, version_number
 from batchserve.server.text import Generation, begin_generation, record_generation, sampling_fields
 
 #: The batcher fails a generation at its deadline itself; waiting a little longer lets
@@ -69,11 +69,7 @@ class Call:
         """The version that serves the call (loading it first under a memory budget)."""
         if not name:
             raise ModelNotFound("the request names no model")
-        number: int | None = None
-        if version:
-            if not version.isdigit():
-                raise ModelNotFound(f"version {version!r} of model {name!r}: versions are numbers")
-            number = int(version)
+        number = version_number(name, version or None)
         future = self.ctx.manager.acquire(name, number)
         if not future.done():
             timeout = self.timeout()

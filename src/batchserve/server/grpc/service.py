@@ -37,6 +37,7 @@ from batchserve.server.grpc.errors import (
     trailing_metadata_for,
 )
 from batchserve.server.grpc.streaming import stream_infer
+from batchserve.server.requests import is_whole_number
 
 log = logging.getLogger("batchserve.server")
 access_log = logging.getLogger("batchserve.access")
@@ -72,7 +73,7 @@ class InferenceService:
         self, request: pb.ModelReadyRequest, context: Any
     ) -> pb.ModelReadyResponse:
         """Whether the version serves now; never loads it (false, not an error, as Triton)."""
-        version = int(request.version) if request.version.isdigit() else None
+        version = int(request.version) if is_whole_number(request.version) else None
         if request.version and version is None:
             return pb.ModelReadyResponse(ready=False)
         try:

@@ -70,10 +70,6 @@ def error_bytes(status: int, message: str, retry_after: int | None = None) -> by
 _LINGER_S = 1.0
 
 
-class _Refused(Exception):
-    """Raised from a parser callback to stop parsing a request already answered."""
-
-
 class BoundedHttpProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with the bounds of `ConnectionLimits`
     (from `config.connection_limits`)."""
@@ -121,23 +117,38 @@ class BoundedHttpProtocol(HttpToolsProtocol):
                 self._answer(431, self._too_large())
 
     def send_400_response(self, msg: str) -> None:
-        if not self._answered:  # a refusal already answered stops the parser this way
+        if not self._answered:
             self._answer(400, f"malformed HTTP request: {msg}")
 
     # --- parser callbacks ---------------------------------------------------------
 
+    # Once a connection is answered here, the rest of what the parser still reads from
+    # the same chunk is ignored: no request starts, nothing reaches the app.
+
     def on_message_begin(self) -> None:
+        if self._answered:
+            return
         super().on_message_begin()
         self._reading_headers = True
         self._arm(self.limits.header_timeout_s, self._headers_too_slow)
 
+    def on_url(self, url: bytes) -> None:
+        if not self._answered:
+            super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if not self._answered:
+            super().on_header(name, value)
+
     def on_headers_complete(self) -> None:
+        if self._answered:
+            return
         self._reading_headers = False
         self._disarm()
         size = len(self.url) + sum(len(n) + len(v) + 4 for n, v in self.headers)
         if size > self.limits.max_header_bytes:
             self._answer(431, self._too_large())
-            raise _Refused
+            return
         if self._over_cap:
             if len(self.connections) > self.limits.max_connections:
                 self._answer(
@@ -146,12 +157,18 @@ class BoundedHttpProtocol(HttpToolsProtocol):
                     "with a request in progress; retry shortly",
                     retry_after=1,
                 )
-                raise _Refused
+                return
             self._over_cap = False
         self._arm(self.limits.body_timeout_s, self._body_too_slow)
         super().on_headers_complete()
 
+    def on_body(self, body: bytes) -> None:
+        if not self._answered:
+            super().on_body(body)
+
     def on_message_complete(self) -> None:
+        if self._answered:
+            return
         self._disarm()
         super().on_message_complete()
 

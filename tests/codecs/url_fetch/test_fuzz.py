@@ -86,6 +86,7 @@ def _encoded_first(host: str, found: list[str]) -> list[str]:
 @example("http://" + "a" * 300 + "/x.jpg", ["8.8.8.8"], False, False, ())
 @example("http://a..b/x.jpg", ["8.8.8.8"], False, False, ())
 @example("http://\ud800/x.jpg", ["8.8.8.8"], False, False, ())
+@example("\ud800", [], False, False, ())  # found by the fuzzer: httpx.URL raised UnicodeError
 def test_any_url_is_a_checked_target_or_a_typed_refusal(
     url: str, found: list[str], private: bool, loopback: bool, networks: tuple
 ) -> None:

@@ -77,7 +77,7 @@ class _Redirect:
 def _parse_url(url: str) -> httpx.URL:
     try:
         return httpx.URL(url)
-    except (httpx.InvalidURL, TypeError) as exc:
+    except (httpx.InvalidURL, TypeError, UnicodeError) as exc:  # "\ud800": UnicodeEncodeError
         raise UrlRefused(f"refused: {url!r} is not a valid URL: {exc}") from exc
 
 

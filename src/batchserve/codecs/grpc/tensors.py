@@ -28,14 +28,17 @@ from typing import Any
 import numpy as np
 
 from batchserve.codecs.grpc import inference_pb2 as pb
-from batchserve.codecs.v2 import InferRequest, RequestedOutput, classify
+from batchserve.codecs.v2 import InferRequest, RequestedOutput
 from batchserve.codecs.v2.binary import tensor_from_binary, tensor_to_binary
 from batchserve.codecs.v2.header import (
     InputHeader,
     check_against_specs,
     check_unique,
+    checked_outputs,
     parse_parameters,
+    requested_output,
 )
+from batchserve.codecs.v2.response import selected_outputs
 from batchserve.datatypes import TensorSpec, numpy_dtype, v2_datatype
 from batchserve.errors import InvalidInput
 
@@ -227,22 +230,9 @@ def _requested_outputs(
     for output in outputs:
         if not output.name:
             raise InvalidInput("every requested output needs a 'name'")
-        where = f"output {output.name!r}"
-        parameters = _parameters(output.parameters, where)
-        classes = parameters.get("classification", 0)
-        if isinstance(classes, bool) or not isinstance(classes, int) or classes < 0:
-            raise InvalidInput(f"{where}: 'classification' must be a non-negative integer")
-        requested.append(RequestedOutput(output.name, None, classes, parameters))
-    check_unique([r.name for r in requested], "output")
-    if output_specs is not None:
-        known = {spec.name for spec in output_specs}
-        for r in requested:
-            if r.name not in known:
-                names = ", ".join(repr(spec.name) for spec in output_specs)
-                raise InvalidInput(
-                    f"output {r.name!r} is not an output of the model; it has {names}"
-                )
-    return tuple(requested)
+        parameters = _parameters(output.parameters, f"output {output.name!r}")
+        requested.append(requested_output(output.name, parameters))
+    return checked_outputs(requested, output_specs)
 
 
 # -- responses -------------------------------------------------------------------------
@@ -265,23 +255,7 @@ def encode_infer_response(
     response = pb.ModelInferResponse(
         model_name=model_name, model_version=str(model_version), id=request_id or ""
     )
-    selection = list(requested) if requested is not None else [RequestedOutput(n) for n in outputs]
-    for request in selection:
-        if request.name not in outputs:
-            names = ", ".join(repr(name) for name in outputs)
-            raise InvalidInput(
-                f"output {request.name!r} is not an output of the model; it has {names}"
-            )
-        tensor = np.asarray(outputs[request.name])
-        if request.classification:
-            if tensor.dtype.kind not in "iuf" or tensor.ndim == 0:
-                raise InvalidInput(
-                    f"output {request.name!r}: classification needs numeric scores with at "
-                    f"least one axis, got {v2_datatype(tensor.dtype)} of shape {list(tensor.shape)}"
-                )
-            tensor = classify(
-                tensor, request.classification, labels.get(request.name) if labels else None
-            )
+    for request, tensor in selected_outputs(outputs, requested, labels):
         response.outputs.add(
             name=request.name, datatype=v2_datatype(tensor.dtype), shape=tensor.shape
         )

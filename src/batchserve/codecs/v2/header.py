@@ -179,15 +179,29 @@ def parse_outputs(
         name = item.get("name")
         if not isinstance(name, str) or not name:
             raise InvalidInput(f"outputs[{index}] needs a 'name' (a non-empty string)")
-        where = f"output {name!r}"
-        parameters = parse_parameters(item.get("parameters"), where)
+        parameters = parse_parameters(item.get("parameters"), f"output {name!r}")
         binary = parameters.get("binary_data")
         if binary is not None and not isinstance(binary, bool):
-            raise InvalidInput(f"{where}: 'binary_data' must be true or false")
-        classes = parameters.get("classification", 0)
-        if isinstance(classes, bool) or not isinstance(classes, int) or classes < 0:
-            raise InvalidInput(f"{where}: 'classification' must be a non-negative integer")
-        requested.append(RequestedOutput(name, binary, classes, parameters))
+            raise InvalidInput(f"output {name!r}: 'binary_data' must be true or false")
+        requested.append(requested_output(name, parameters, binary))
+    return checked_outputs(requested, output_specs)
+
+
+def requested_output(
+    name: str, parameters: dict[str, Any], binary: bool | None = None
+) -> RequestedOutput:
+    """One requested output, its `classification` parameter checked (JSON and gRPC alike)."""
+    classes = parameters.get("classification", 0)
+    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 0:
+        raise InvalidInput(f"output {name!r}: 'classification' must be a non-negative integer")
+    return RequestedOutput(name, binary, classes, parameters)
+
+
+def checked_outputs(
+    requested: list[RequestedOutput], output_specs: Sequence[TensorSpec] | None
+) -> tuple[RequestedOutput, ...]:
+    """The requested outputs, each named once and (with `output_specs`) each the model's, so
+    a typo fails before inference rather than after it."""
     check_unique([r.name for r in requested], "output")
     if output_specs is not None:
         known = {spec.name for spec in output_specs}

@@ -41,29 +41,9 @@ def encode_infer_response(
     overrides. ``labels`` maps an output name to its class labels, used when
     that output is requested with ``classification``.
     """
-    if not isinstance(outputs, Mapping):  # a Python model's result for a v2 request
-        raise InferenceError(
-            f"the model returned a {type(outputs).__name__} for a v2 request; "
-            "v2 outputs are a dict of named arrays"
-        )
-    selection = list(requested) if requested is not None else [RequestedOutput(n) for n in outputs]
     entries: list[dict[str, Any]] = []
     blobs: list[bytes] = []
-    for request in selection:
-        if request.name not in outputs:
-            names = ", ".join(repr(name) for name in outputs)
-            raise InvalidInput(
-                f"output {request.name!r} is not an output of the model; it has {names}"
-            )
-        tensor = np.asarray(outputs[request.name])
-        if request.classification:
-            if tensor.dtype.kind not in "iuf" or tensor.ndim == 0:
-                raise InvalidInput(
-                    f"output {request.name!r}: classification needs numeric scores with at "
-                    f"least one axis, got {v2_datatype(tensor.dtype)} of shape {list(tensor.shape)}"
-                )
-            class_labels = labels.get(request.name) if labels else None
-            tensor = classify(tensor, request.classification, class_labels)
+    for request, tensor in selected_outputs(outputs, requested, labels):
         binary = binary_default if request.binary_data is None else request.binary_data
         entry: dict[str, Any] = {
             "name": request.name,
@@ -90,6 +70,40 @@ def encode_infer_response(
     if not blobs:
         return header, None
     return b"".join([header, *blobs]), len(header)
+
+
+def selected_outputs(
+    outputs: Mapping[str, np.ndarray],
+    requested: Sequence[RequestedOutput] | None,
+    labels: Mapping[str, Sequence[str]] | None = None,
+) -> list[tuple[RequestedOutput, np.ndarray]]:
+    """The outputs a response carries, in order, each with the tensor to send: those the
+    request asked for (None: every output), a `classification` one as its top-k strings.
+    Shared by the HTTP and gRPC encoders."""
+    if not isinstance(outputs, Mapping):  # a Python model's result for a v2 request
+        raise InferenceError(
+            f"the model returned a {type(outputs).__name__} for a v2 request; "
+            "v2 outputs are a dict of named arrays"
+        )
+    selection = list(requested) if requested is not None else [RequestedOutput(n) for n in outputs]
+    selected = []
+    for request in selection:
+        if request.name not in outputs:
+            names = ", ".join(repr(name) for name in outputs)
+            raise InvalidInput(
+                f"output {request.name!r} is not an output of the model; it has {names}"
+            )
+        tensor = np.asarray(outputs[request.name])
+        if request.classification:
+            if tensor.dtype.kind not in "iuf" or tensor.ndim == 0:
+                raise InvalidInput(
+                    f"output {request.name!r}: classification needs numeric scores with at "
+                    f"least one axis, got {v2_datatype(tensor.dtype)} of shape {list(tensor.shape)}"
+                )
+            class_labels = labels.get(request.name) if labels else None
+            tensor = classify(tensor, request.classification, class_labels)
+        selected.append((request, tensor))
+    return selected
 
 
 def classify(tensor: np.ndarray, k: int, labels: Sequence[str] | None = None) -> np.ndarray:

@@ -104,6 +104,11 @@ class LoadedModel:
             f"max batch {layout.max_batch_size}"
         )
 
+    def output_labels(self) -> dict[str, list[str]] | None:
+        """Class labels by output name, for the v2 classification extension."""
+        labels = self.codec.labels
+        return {spec.name: labels for spec in self.outputs} if labels else None
+
     def stats(self) -> SchedulerStats:
         """Queue depth and busy workers now."""
         return self.built.scheduler.stats()

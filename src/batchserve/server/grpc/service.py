@@ -284,7 +284,6 @@ async def infer(
             outputs = await call.infer_text(model, decoded)
         else:
             outputs = await call.infer(model, decoded.inputs)
-    labels = model.codec.labels
     return await off_loop(
         lambda: encode_infer_response(
             model.name,
@@ -292,7 +291,7 @@ async def infer(
             decoded.id,
             outputs,
             decoded.outputs,
-            labels={spec.name: labels for spec in model.outputs} if labels else None,
+            labels=model.output_labels(),
         )
     )
 

@@ -99,7 +99,6 @@ async def infer_tensors(request: Request) -> Response:
             outputs = await infer_text(request, model, decoded)
         else:
             outputs = (await infer(request, model, decoded.inputs)).outputs
-    labels = model.codec.labels
     payload, json_length = await ctx.off_loop(
         lambda: encode_infer_response(
             model.name,
@@ -108,7 +107,7 @@ async def infer_tensors(request: Request) -> Response:
             outputs,
             decoded.outputs,
             decoded.binary_data_output,
-            labels={spec.name: labels for spec in model.outputs} if labels else None,
+            labels=model.output_labels(),
         ),
     )
     if json_length is None:

@@ -12,6 +12,7 @@ import numpy as np
 from batchserve.codecs.images import ImageCodec
 from batchserve.codecs.predictions import scores_from_output, top_k_labels
 from batchserve.config import ClassificationConfig
+from batchserve.scheduling.deferred import DeclaredTensor
 
 #: How many classes the answer lists when the request does not say.
 DEFAULT_TOP_K = 5
@@ -28,6 +29,10 @@ class ImageClassifier:
     labels: list[str] | None = None
 
     takes_images = True
+
+    @property
+    def declared_inputs(self) -> dict[str, DeclaredTensor]:
+        return {self.input_name: DeclaredTensor(np.dtype(np.float32), self.image.tensor_shape)}
 
     def decode(self, body: bytes, content_type: str = "") -> dict[str, np.ndarray]:
         return {self.input_name: self.image.decode(body)}

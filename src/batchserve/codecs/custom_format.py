@@ -34,6 +34,8 @@ class CustomFormatCodec:
     decode_body: Callable[[bytes, str], Any] | None = None
     encode_output: Callable[[Any], Any] | None = None
     takes_images: bool = False
+    #: A Python model's decoded values are opaque (its batching is "list").
+    declared_inputs = None
 
     def decode(self, body: bytes, content_type: str) -> Any:
         if self.decode_body is None:

@@ -43,9 +43,21 @@ class ImageCodec:
         std = np.asarray(p.std, dtype=np.float32)
         if p.channel_order == "BGR":
             mean, std = mean[::-1], std[::-1]
-        # x_norm = (x / 255 - mean) / std  ==  x * scale + offset, one fused pass
-        object.__setattr__(self, "_scale", (1.0 / (255.0 * std)).astype(np.float32))
-        object.__setattr__(self, "_offset", (-mean / std).astype(np.float32))
+        # x_norm = (x / 255 - mean) / std  ==  x * scale + offset: one multiply from the
+        # uint8 pixels straight into the output tensor, then one add in place. Shaped to
+        # broadcast over the layout's channel axis.
+        channels = (3, 1, 1) if p.layout == "NCHW" else (3,)
+        scale = (1.0 / (255.0 * std)).astype(np.float32).reshape(channels)
+        object.__setattr__(self, "_scale", scale)
+        object.__setattr__(self, "_offset", (-mean / std).astype(np.float32).reshape(channels))
+
+    @property
+    def tensor_shape(self) -> tuple[int, int, int, int]:
+        """The shape `decode` returns: one image, in the configured layout."""
+        height, width = self.preprocessing.size
+        if self.preprocessing.layout == "NCHW":
+            return (1, 3, height, width)
+        return (1, height, width, 3)
 
     def decode(self, data: bytes) -> np.ndarray:
         image = open_image(data, self.preprocessing.max_pixels)
@@ -85,12 +97,16 @@ class ImageCodec:
         return (left, top, left + crop_w, top + crop_h)
 
     def _normalise(self, pixels: np.ndarray) -> np.ndarray:
+        """uint8 HWC pixels -> the float32 tensor, written once into its final layout
+        (no float copy of the image, no transposed copy afterwards)."""
         if self.preprocessing.channel_order == "BGR":
             pixels = pixels[..., ::-1]
-        tensor = pixels.astype(np.float32) * self._scale + self._offset  # type: ignore[attr-defined]
         if self.preprocessing.layout == "NCHW":
-            tensor = tensor.transpose(2, 0, 1)
-        return np.ascontiguousarray(tensor[np.newaxis])
+            pixels = pixels.transpose(2, 0, 1)
+        tensor = np.empty(self.tensor_shape, dtype=np.float32)
+        np.multiply(pixels, self._scale, out=tensor[0])  # type: ignore[attr-defined]
+        tensor[0] += self._offset  # type: ignore[attr-defined]
+        return tensor
 
 
 def _orientation(image: Image.Image) -> int:
@@ -109,7 +125,8 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     if image.mode in _WIDE_GREY:
         grey = np.asarray(image, dtype=np.float32) * (255.0 / 65535.0)
         image = Image.fromarray(np.clip(grey + 0.5, 0, 255).astype(np.uint8), "L")
-    return image.convert("RGB")
+    # Pillow's convert copies even when the mode is already right.
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 def open_image(data: bytes, max_pixels: int) -> Image.Image:

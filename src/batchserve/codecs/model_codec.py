@@ -17,20 +17,25 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from batchserve.codecs.text import TextCodec
+from batchserve.scheduling.deferred import DeclaredTensor
 
 
 class PredictCodec(Protocol):
     """`/v1/models/{m}/predict` for one model: the request body to the model's inputs, and
     the model's outputs to the JSON answer.
 
-    `decode` and `encode` run on the server's CPU pool, never on the event loop, and
-    may run on several threads at once. What `decode` raises as `InvalidInput` is the
-    client's error (4xx with the message).
+    `decode` and `encode` run on the worker thread that runs the request (a `Deferred`
+    request), never on the event loop, and may run on several threads at once. What
+    `decode` raises as `InvalidInput` is the client's error (4xx with the message).
     """
 
     #: The body is an image: the server first resolves its envelopes (raw bytes, a
     #: multipart `file`, JSON `url` or `image_b64`) and `decode` gets the image bytes.
     takes_images: bool
+
+    #: What `decode` returns, declared for batching before it runs (None: opaque values,
+    #: which only a "list" model takes).
+    declared_inputs: Mapping[str, DeclaredTensor] | None
 
     def decode(self, body: bytes, content_type: str) -> Any:
         """The inputs one request submits to the scheduler."""

@@ -33,10 +33,13 @@ from batchserve.scheduling.continuous_batcher import (
     GenerationResult,
     TokenCallback,
 )
+from batchserve.scheduling.deferred import DeclaredTensor, Deferred
 from batchserve.scheduling.factory import BuiltScheduler
 from batchserve.scheduling.sampling import SamplingParams
 
 __all__ = [
+    "DeclaredTensor",
+    "Deferred",
     "GenerationHandle",
     "GenerationResult",
     "InferenceResult",
@@ -116,8 +119,9 @@ class LoadedModel:
     # -- work ------------------------------------------------------------------------
 
     def submit(self, inputs: Any, deadline: float | None = None) -> Future[InferenceResult]:
-        """Queue one request (tensors with the batch dimension first, or a Python model's
-        own decoded value); `deadline` is a `time.monotonic()` instant."""
+        """Queue one request (tensors with the batch dimension first, a Python model's
+        own decoded value, or a `Deferred` that the worker running it prepares);
+        `deadline` is a `time.monotonic()` instant."""
         return self._following_swaps(lambda model: model.built.scheduler.submit(inputs, deadline))
 
     def generate(

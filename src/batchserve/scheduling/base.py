@@ -17,6 +17,8 @@ class InferenceResult:
     queue_s: float
     inference_s: float
     batch_size: int
+    #: A deferred request's preparation (its decode) on the worker, before inference.
+    prepare_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -35,10 +37,11 @@ class Scheduler(ABC):
     """Turns concurrent requests into runtime calls.
 
     `inputs` are named tensors with the batch dimension first (one image is shape
-    [1, ...]), or for an instance whose `batch_format` is "list", one opaque value.
-    `deadline` is a `time.monotonic()` instant: a request still queued then
-    fails with `DeadlineExceeded` and is never run. Cancelling the returned
-    future before it runs drops the request from the queue.
+    [1, ...]), or for an instance whose `batch_format` is "list", one opaque value, or
+    a `Deferred` that the worker running it prepares (see `deferred.py`). `deadline`
+    is a `time.monotonic()` instant: a request still queued then fails with
+    `DeadlineExceeded` and is never run. Cancelling the returned future before it
+    runs drops the request from the queue.
     """
 
     @abstractmethod

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from batchserve.errors import InferenceError, InvalidInput
+from batchserve.scheduling.deferred import Deferred
 
 
 class Batching(ABC):
@@ -29,6 +30,10 @@ class Batching(ABC):
     def admit(self, inputs: Any) -> tuple[int, Hashable]:
         """A submitted request's rows and batch key (requests with equal keys may share a
         call); raises InvalidInput for a request this batching cannot carry."""
+
+    @abstractmethod
+    def admit_deferred(self, request: Deferred) -> tuple[int, Hashable]:
+        """`admit` for a request whose inputs are not made yet, from what it declares."""
 
     @abstractmethod
     def combine(self, requests: Sequence[Any]) -> Any:
@@ -166,6 +171,18 @@ class TensorBatching(Batching):
         key = self.padding.key(inputs) if self.padding is not None else batch_key(inputs)
         return rows, key
 
+    def admit_deferred(self, request: Deferred) -> tuple[int, Hashable]:
+        if request.declared is None or self.padding is not None:
+            # Padded keys depend on the lengths the inputs turn out to have.
+            raise ValueError("a deferred request to a tensor model declares fixed-size inputs")
+        rows = {spec.shape[0] for spec in request.declared.values()}
+        if len(rows) != 1:
+            raise ValueError(f"declared inputs disagree on the batch dimension: {sorted(rows)}")
+        key = tuple(
+            (name, spec.dtype.str, spec.shape[1:]) for name, spec in request.declared.items()
+        )
+        return rows.pop(), key
+
     def combine(self, requests: Sequence[Any]) -> dict[str, np.ndarray]:
         return stack(requests, self.padding)
 
@@ -185,6 +202,9 @@ class ListBatching(Batching):
     _KEY = "list"
 
     def admit(self, inputs: Any) -> tuple[int, Hashable]:
+        return 1, self._KEY
+
+    def admit_deferred(self, request: Deferred) -> tuple[int, Hashable]:
         return 1, self._KEY
 
     def combine(self, requests: Sequence[Any]) -> list[Any]:

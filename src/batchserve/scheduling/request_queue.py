@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,8 +17,8 @@ from batchserve.scheduling.base import InferenceResult
 @dataclass(eq=False)
 class QueuedRequest:
     """One submitted request and the future its caller waits on. `inputs` is whatever the
-    scheduler's batching carries (tensors, or one opaque value); `key` says which requests
-    may share a call."""
+    scheduler's batching carries (tensors, or one opaque value, or a `Deferred` until the
+    worker prepares it); `key` says which requests may share a call."""
 
     inputs: Any
     rows: int
@@ -26,6 +26,10 @@ class QueuedRequest:
     deadline: float | None
     future: Future[InferenceResult] = field(default_factory=Future)
     enqueued_at: float = field(default_factory=time.monotonic)
+    #: Set by the worker that prepared a deferred request: what turns its outputs into
+    #: its result, and how long preparing took.
+    finish: Callable[[Any], Any] | None = None
+    prepare_s: float = 0.0
 
 
 class RequestQueue:

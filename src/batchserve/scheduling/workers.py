@@ -19,6 +19,7 @@ from batchserve.errors import BatchserveError, InferenceError, SchedulerStopped
 from batchserve.runtimes.base import ModelInstance
 from batchserve.scheduling.base import InferenceResult, Scheduler, SchedulerStats
 from batchserve.scheduling.batching import Batching, TensorBatching
+from batchserve.scheduling.deferred import Deferred
 from batchserve.scheduling.request_queue import QueuedRequest, RequestQueue
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class WorkerScheduler(Scheduler):
 
     `batching` says what a request holds and how requests share a call (see
     `batching.py`): stacked tensors by default, one value per request for "list" instances.
+    A `Deferred` request is prepared, run and finished by the worker that takes it.
     """
 
     def __init__(
@@ -73,7 +75,10 @@ class WorkerScheduler(Scheduler):
     # -- Scheduler -------------------------------------------------------------------
 
     def submit(self, inputs: Any, deadline: float | None = None) -> Future[InferenceResult]:
-        rows, key = self._batching.admit(inputs)
+        if isinstance(inputs, Deferred):
+            rows, key = self._batching.admit_deferred(inputs)
+        else:
+            rows, key = self._batching.admit(inputs)
         request = QueuedRequest(inputs=inputs, rows=rows, key=key, deadline=deadline)
         self._queue.put(request)
         return request.future
@@ -131,6 +136,10 @@ class WorkerScheduler(Scheduler):
                     self._busy -= 1
 
     def _run_batch(self, instance: ModelInstance, batch: list[QueuedRequest]) -> None:
+        taken = time.monotonic()
+        batch = self._prepare(batch)
+        if not batch:
+            return
         started = time.monotonic()
         try:
             inputs = [r.inputs for r in batch]
@@ -150,14 +159,48 @@ class WorkerScheduler(Scheduler):
         if self._on_batch is not None:
             self._on_batch(rows, elapsed)
         for request, outputs_for_request in zip(batch, pieces, strict=True):
+            if request.finish is not None:
+                try:
+                    outputs_for_request = request.finish(outputs_for_request)
+                except Exception as exc:
+                    request.future.set_exception(_as_domain_error(exc))
+                    continue
             request.future.set_result(
                 InferenceResult(
                     outputs=outputs_for_request,
-                    queue_s=started - request.enqueued_at,
+                    queue_s=max(0.0, taken - request.enqueued_at),
                     inference_s=elapsed,
                     batch_size=rows,
+                    prepare_s=request.prepare_s,
                 )
             )
+
+    def _prepare(self, batch: list[QueuedRequest]) -> list[QueuedRequest]:
+        """Make the inputs of the batch's deferred requests, here on the worker; a request
+        whose `prepare` fails, or whose inputs are not what it declared, fails alone."""
+        ready = []
+        for request in batch:
+            deferred = request.inputs
+            if not isinstance(deferred, Deferred):
+                ready.append(request)
+                continue
+            started = time.monotonic()
+            try:
+                inputs = deferred.prepare()
+                rows, key = self._batching.admit(inputs)
+            except Exception as exc:
+                request.future.set_exception(_as_domain_error(exc))
+                continue
+            if (rows, key) != (request.rows, request.key):
+                request.future.set_exception(
+                    InferenceError(f"prepared inputs {key} differ from the declared {request.key}")
+                )
+                continue
+            request.inputs = inputs
+            request.finish = deferred.finish
+            request.prepare_s = time.monotonic() - started
+            ready.append(request)
+        return ready
 
 
 def _as_domain_error(exc: Exception) -> Exception:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ from batchserve.codecs.images import IMAGE_MEDIA_TYPES
 from batchserve.codecs.model_codec import PredictCodec
 from batchserve.codecs.url_fetch import fetch_image
 from batchserve.errors import InvalidInput, UnsupportedMediaType, UrlRefused
+from batchserve.repository.loaded_model import Deferred
 from batchserve.server.admission import admission_for
 from batchserve.server.context import context
 from batchserve.server.errors import HTTPError
@@ -34,7 +36,6 @@ from batchserve.server.requests import (
     is_whole_number,
     model_route,
     parse_json_object,
-    raise_if_disconnected,
     read_body,
 )
 
@@ -84,21 +85,23 @@ async def predict(request: Request) -> JSONResponse:
         body = await _read_raw_request(request)
     parameters = _parameters(request, codec, body.parameters)
 
+    # Decode, inference and encode run on the worker that takes the request, one thread
+    # for the whole request; the event loop only reads the body and writes the answer.
+    work = Deferred(
+        prepare=functools.partial(codec.decode, body.data, body.content_type),
+        declared=codec.declared_inputs,
+        finish=functools.partial(_encode, codec, parameters),
+    )
     async with admission_for(request, model).slot():
-        await raise_if_disconnected(request)  # waiting for the slot may have taken long
-        decode_started = time.perf_counter()
-        inputs = await ctx.off_loop(codec.decode, body.data, body.content_type)
-        decode_s = time.perf_counter() - decode_started
-        ctx.metrics.stage.labels(model.name, "decode").observe(decode_s)
-        result = await infer(request, model, inputs)
-    answer = await ctx.off_loop(codec.encode, result.outputs, parameters)
+        result = await infer(request, model, work)
+    ctx.metrics.stage.labels(model.name, "decode").observe(result.prepare_s)
     return JSONResponse(
         {
             "model": model.name,
             "version": model.version,
-            **answer,
+            **result.outputs,
             "timings_ms": {
-                "decode": round(decode_s * 1000, 3),
+                "decode": round(result.prepare_s * 1000, 3),
                 "queue": round(result.queue_s * 1000, 3),
                 "inference": round(result.inference_s * 1000, 3),
                 "total": round((time.perf_counter() - started) * 1000, 3),
@@ -106,6 +109,10 @@ async def predict(request: Request) -> JSONResponse:
             "batch_size": result.batch_size,
         }
     )
+
+
+def _encode(codec: PredictCodec, parameters: dict[str, Any], outputs: Any) -> dict[str, Any]:
+    return codec.encode(outputs, parameters)
 
 
 def _parameters(request: Request, codec: PredictCodec, from_body: dict[str, Any]) -> dict[str, Any]:

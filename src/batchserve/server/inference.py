@@ -15,7 +15,6 @@ from batchserve.server.context import context
 from batchserve.server.requests import (
     label_served_model,
     model_path,
-    raise_if_disconnected,
     request_timeout,
     version_number,
     wait_or_disconnect,
@@ -52,8 +51,9 @@ async def infer(request: Request, model: LoadedModel, inputs: Any) -> InferenceR
 
     A request whose time runs out, or whose client hangs up, is cancelled: if it is
     still queued it never runs, so abandoned work does not pile up behind live clients.
+    A client already gone when it is submitted is seen by the same watch at its first
+    step, before a worker is free to take the request behind a queue of others.
     """
-    await raise_if_disconnected(request)
     timeout = request_timeout(request, model)
     future = model.submit(inputs, deadline=time.monotonic() + timeout)
     result = await wait_or_disconnect(request, asyncio.wrap_future(future), timeout)

@@ -202,7 +202,8 @@ def test_requests_of_clients_that_reset_are_not_decoded(tmp_path, samples):
     from tests import onnx_builders
     from tests.raw_http import RawConnection, build_request, port_of
 
-    onnx_builders.slow_image_model(tmp_path / "slowimg" / "1" / "model.onnx")
+    # About 0.1 s a call: few of the 40 requests can finish before their clients reset.
+    onnx_builders.slow_image_model(tmp_path / "slowimg" / "1" / "model.onnx", repeats=24)
     (tmp_path / "slowimg" / "model.yaml").write_text(
         "preprocessing: {size: [16, 16], resize: stretch}\nlabels: null\nwarmup: false\n"
         "scheduler: {kind: pool, instances: 1, threads: 1, max_batch_size: 1, max_queue: 256}\n"
@@ -236,6 +237,6 @@ def test_requests_of_clients_that_reset_are_not_decoded(tmp_path, samples):
         decoded = decodes(server.url)
         text = httpx.get(f"{server.url}/metrics").text
     # Admission lets 2 * 1 worker * batch 1 + 2 decode threads = 4 hold a slot at once.
-    assert decoded < 20, decoded
+    assert decoded < 20, (decoded, "requests ran to the end; the model is too fast for the test")
     assert 'status="500"' not in text
     assert 'status="499"' in text

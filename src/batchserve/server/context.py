@@ -29,6 +29,11 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+#: Parsing or writing this many bytes of tensors costs less than handing the work to
+#: the CPU pool and back (a thread wake-up and a loop wake-up, tens of microseconds):
+#: such work is done on the event loop, larger work on the pool.
+INLINE_WORK_BYTES = 64 * 1024
+
 
 @dataclass(eq=False)
 class AppContext:
@@ -54,6 +59,12 @@ class AppContext:
     async def off_loop(self, fn: Callable[..., T], *args: object) -> T:
         """Run blocking work (decode, encode, JSON of big tensors) on the CPU pool."""
         return await asyncio.get_running_loop().run_in_executor(self.cpu_pool, fn, *args)
+
+    async def off_loop_unless_small(self, size: int, fn: Callable[..., T], *args: object) -> T:
+        """`fn(*args)` here when it handles at most `INLINE_WORK_BYTES`, else `off_loop`."""
+        if size <= INLINE_WORK_BYTES:
+            return fn(*args)
+        return await self.off_loop(fn, *args)
 
     def is_ready(self) -> bool:
         """Readiness: start-up loading is done and there is something to serve."""

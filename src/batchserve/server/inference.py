@@ -12,12 +12,14 @@ from starlette.requests import Request
 from batchserve.errors import DeadlineExceeded
 from batchserve.repository.loaded_model import InferenceResult, LoadedModel
 from batchserve.server.context import context
+from batchserve.server.errors import ClientDisconnected
 from batchserve.server.requests import (
     label_served_model,
     model_path,
     request_timeout,
     version_number,
     wait_or_disconnect,
+    watch_disconnect,
 )
 
 
@@ -51,12 +53,22 @@ async def infer(request: Request, model: LoadedModel, inputs: Any) -> InferenceR
 
     A request whose time runs out, or whose client hangs up, is cancelled: if it is
     still queued it never runs, so abandoned work does not pile up behind live clients.
-    A client already gone when it is submitted is seen by the same watch at its first
-    step, before a worker is free to take the request behind a queue of others.
+    The watch on the client starts before the request is queued, so a client already
+    gone (it hung up while the request waited for its admission slot) is never queued:
+    an idle worker would otherwise take the request before the watch saw the hang-up.
     """
+    hung_up = await watch_disconnect(request)
+    if hung_up.done():
+        raise ClientDisconnected("the client closed the connection before its turn")
     timeout = request_timeout(request, model)
-    future = model.submit(inputs, deadline=time.monotonic() + timeout)
-    result = await wait_or_disconnect(request, asyncio.wrap_future(future), timeout)
+    try:
+        future = model.submit(inputs, deadline=time.monotonic() + timeout)
+    except BaseException:
+        hung_up.cancel()
+        raise
+    result = await wait_or_disconnect(
+        request, asyncio.wrap_future(future), timeout, hung_up=hung_up
+    )
     stage = context(request).metrics.stage
     stage.labels(model.name, "queue").observe(result.queue_s)
     stage.labels(model.name, "inference").observe(result.inference_s)

@@ -153,18 +153,31 @@ def model_timeout(settings: ServerSettings, model: LoadedModel) -> float:
     return timeout
 
 
+async def watch_disconnect(request: Request) -> asyncio.Future[None]:
+    """A future done once the client disconnects, already past its first look: when this
+    returns, a client that was gone before is seen (the future is done). Call only once
+    the body has been read whole; cancel the future when done with it."""
+    hung_up = asyncio.ensure_future(_client_gone(request))
+    await asyncio.sleep(0)  # the watch's first step: a disconnect already queued is read
+    return hung_up
+
+
 async def wait_or_disconnect(
     request: Request,
     waiting: asyncio.Future[T],
     timeout: float,
     *,
     on_abandon: Callable[[], None] | None = None,
+    hung_up: asyncio.Future[None] | None = None,
 ) -> T:
     """The result of `waiting`, unless the client hangs up first (`ClientDisconnected`,
     499: nobody reads the answer) or `timeout` passes (`DeadlineExceeded`). Either way
     `waiting` is cancelled and `on_abandon` called, so work still queued for a client
-    that is gone never runs. Call only once the body has been read whole."""
-    hung_up = asyncio.ensure_future(_client_gone(request))
+    that is gone never runs. `hung_up` is a `watch_disconnect` the caller started
+    (this call cancels it); without one it starts its own. Call only once the body
+    has been read whole."""
+    if hung_up is None:
+        hung_up = asyncio.ensure_future(_client_gone(request))
     try:
         done, _ = await asyncio.wait(
             {waiting, hung_up}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED

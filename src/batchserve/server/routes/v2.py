@@ -25,7 +25,6 @@ from batchserve.server.requests import (
     header_number,
     model_path,
     model_route,
-    raise_if_disconnected,
     read_body,
 )
 from batchserve.server.text import infer_text
@@ -88,9 +87,11 @@ async def infer_tensors(request: Request) -> Response:
     model = await requested_model(request)
     body = await read_body(request, ctx.settings.max_body_bytes)
     header_length = _header_length(request, len(body))
+    # A binary request's tensors are views of the body: parsing it is its JSON header.
+    parse_size = header_length if header_length is not None else len(body)
     async with admission_for(request, model).slot():
-        await raise_if_disconnected(request)  # waiting for the slot may have taken long
-        decoded = await ctx.off_loop(
+        decoded = await ctx.off_loop_unless_small(
+            parse_size,
             lambda: decode_infer_request(
                 body, header_length, model.inputs, output_specs=model.outputs
             ),
@@ -99,7 +100,8 @@ async def infer_tensors(request: Request) -> Response:
             outputs = await infer_text(request, model, decoded)
         else:
             outputs = (await infer(request, model, decoded.inputs)).outputs
-    payload, json_length = await ctx.off_loop(
+    payload, json_length = await ctx.off_loop_unless_small(
+        sum(getattr(value, "nbytes", 0) for value in outputs.values()),
         lambda: encode_infer_response(
             model.name,
             model.version,

@@ -68,10 +68,14 @@ def image_codec(kind: str | None = None) -> Decoder:
     raise ValueError(f"PEER_CODEC must be one of {CODECS}, not {kind!r}")
 
 
-@cache
 def tensor_shape() -> tuple[int, int, int, int]:
     """[1, 3, H, W]: what `/tensor` bodies hold, from model.yaml's preprocessing size."""
-    height, width = Preprocessing.read(model_dir()).size
+    return _tensor_shape(model_dir())
+
+
+@cache
+def _tensor_shape(directory: Path) -> tuple[int, int, int, int]:
+    height, width = Preprocessing.read(directory).size
     return (1, 3, height, width)
 
 

@@ -82,7 +82,14 @@ from batchserve.bench.loadgen import StepProgress
 from batchserve.bench.memory import ProcessTreeMemory
 from batchserve.bench.stats import StepResult
 from batchserve.bench.sweep import LoadSettings, StepPlan, auto_warmup, run_sweep
-from batchserve.bench.targets import Endpoint, Payload, Target, encode_request, require_loopback
+from batchserve.bench.targets import (
+    IMAGE_MEDIA_TYPES,
+    Endpoint,
+    Payload,
+    Target,
+    encode_request,
+    require_loopback,
+)
 from batchserve.codecs.v2 import HEADER_LENGTH_HEADER
 from batchserve.units import parse_concurrency, parse_duration
 
@@ -188,7 +195,8 @@ def request_for(config: Config, workload: Workload, port: int) -> Post:
     url = f"http://127.0.0.1:{port}{config.path}"
     body: Body = config.body
     if body == "image":
-        return Post(url, workload.jpeg.read_bytes(), "image/jpeg")
+        media = IMAGE_MEDIA_TYPES.get(workload.jpeg.suffix.lower(), "image/jpeg")
+        return Post(url, workload.jpeg.read_bytes(), media)
     if body == "b64json":
         doc = {"image_b64": base64.b64encode(workload.jpeg.read_bytes()).decode()}
         return Post(url, json.dumps(doc).encode(), "application/json")

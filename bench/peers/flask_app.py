@@ -6,7 +6,8 @@ The seed's design, as the issue describes it: eager PyTorch MobileNet v1, one mo
 shared by Gunicorn's threads, torch's default thread count, and the image read per
 request with Pillow at full size, resized (shorter side 256), centre-cropped to 224
 and normalised in torch. The ORT variant keeps Flask and Gunicorn and swaps in one
-ONNX Runtime session (PEER_ORT_THREADS intra-op threads) with batchserve's decoder.
+ONNX Runtime session (PEER_ORT_THREADS intra-op threads) with the peers' decoder
+(common.image_codec), and answers raw float32 tensors on /tensor (no decode).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 import sys
 
 import numpy as np
-from common import ROOT, image_codec, ort_session, ort_threads, top_k
+from common import ROOT, image_codec, ort_session, ort_threads, tensor_from_bytes, top_k
 from flask import Flask, jsonify, request
 from PIL import Image
 
@@ -55,6 +56,11 @@ else:
 
     def classify(data: bytes) -> list[dict[str, float | int]]:
         return top_k(session.run(None, {input_name: codec.decode(data)})[0])
+
+    @app.post("/tensor")
+    def tensor():
+        x = tensor_from_bytes(request.get_data())
+        return jsonify({"predictions": top_k(session.run(None, {input_name: x})[0])})
 
 
 @app.post("/predict")

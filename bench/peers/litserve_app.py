@@ -6,7 +6,9 @@ LitServe parses request bodies as JSON (or forms), so the image comes base64 in
 ``{"image_b64": ...}``. ``fast_queue`` (ZeroMQ) is on, as the docs advise past
 100 requests/s; ``workers_per_device`` is the inference processes (the docs: the
 number of cores for CPU); ``--batch N`` turns on LitServe's batching with
-``batch_timeout`` (seconds) waiting for a batch to fill.
+``batch_timeout`` (seconds) waiting for a batch to fill. ``--route tensor`` serves
+``/tensor`` instead, taking ``{"tensor_b64": ...}``: the raw float32 bytes of the
+input tensor in base64 (LitServe reads only JSON or forms, so no raw body).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import base64
 
 import litserve as ls
 import numpy as np
-from common import image_codec, ort_session, top_k
+from common import image_codec, ort_session, tensor_from_bytes, top_k
 
 
 class MobileNetAPI(ls.LitAPI):
@@ -32,6 +34,8 @@ class MobileNetAPI(ls.LitAPI):
         self.input = self.session.get_inputs()[0].name
 
     def decode_request(self, request: dict) -> np.ndarray:
+        if "tensor_b64" in request:
+            return tensor_from_bytes(base64.b64decode(request["tensor_b64"]))
         return self.codec.decode(base64.b64decode(request["image_b64"]))
 
     def batch(self, inputs: list[np.ndarray]) -> np.ndarray:
@@ -54,9 +58,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1, help="1: no batching")
     parser.add_argument("--batch-timeout", type=float, default=0.01)
     parser.add_argument("--threads", type=int, default=1, help="ORT intra-op threads")
+    parser.add_argument("--route", choices=["image", "tensor"], default="image")
     args = parser.parse_args()
     batching = {"max_batch_size": args.batch, "batch_timeout": args.batch_timeout}
-    api = MobileNetAPI(args.threads, **(batching if args.batch > 1 else {}))
+    path = "/tensor" if args.route == "tensor" else "/predict"
+    api = MobileNetAPI(args.threads, api_path=path, **(batching if args.batch > 1 else {}))
     server = ls.LitServer(
         api, accelerator="cpu", workers_per_device=args.workers, fast_queue=True, timeout=60
     )

@@ -3,7 +3,8 @@
     python bench/peers/ray_app.py --port PORT --replicas 2 --batch 8 --threads 1
 
 One deployment of `--replicas` replicas (one CPU each) behind Serve's HTTP proxy on
-127.0.0.1. The handler reads the raw JPEG body; with `--batch N` it goes through
+127.0.0.1. The handler reads the raw JPEG body (on `/tensor`: the raw float32 bytes
+of the input tensor, no decode); with `--batch N` it goes through
 ``@serve.batch(max_batch_size=N, batch_wait_timeout_s=...)`` and one ORT call per
 batch, with ``max_ongoing_requests`` raised above the batch size as the batching
 guide asks. A local Ray cluster is started with two CPUs and no dashboard, and is
@@ -19,7 +20,7 @@ import threading
 
 import numpy as np
 import ray
-from common import image_codec, ort_session, top_k
+from common import image_codec, ort_session, tensor_from_bytes, top_k
 from ray import serve
 from starlette.requests import Request
 
@@ -36,17 +37,21 @@ def build(replicas: int, batch: int, wait_s: float, threads: int) -> serve.Appli
             self.codec = image_codec()
             self.input = self.session.get_inputs()[0].name
 
+        def prepare(self, tensor: bool, data: bytes) -> np.ndarray:
+            return tensor_from_bytes(data) if tensor else self.codec.decode(data)
+
         @serve.batch(max_batch_size=max(batch, 1), batch_wait_timeout_s=wait_s)
-        async def classify_batch(self, images: list[bytes]) -> list[dict]:
-            x = np.concatenate([self.codec.decode(image) for image in images])
+        async def classify_batch(self, bodies: list[tuple[bool, bytes]]) -> list[dict]:
+            x = np.concatenate([self.prepare(*body) for body in bodies])
             logits = self.session.run(None, {self.input: x})[0]
             return [{"predictions": top_k(row)} for row in logits]
 
         async def __call__(self, request: Request) -> dict:
             data = await request.body()
+            tensor = request.url.path.rstrip("/").endswith("/tensor")
             if batch > 1:
-                return await self.classify_batch(data)
-            logits = self.session.run(None, {self.input: self.codec.decode(data)})[0]
+                return await self.classify_batch((tensor, data))
+            logits = self.session.run(None, {self.input: self.prepare(tensor, data)})[0]
             return {"predictions": top_k(logits)}
 
     return MobileNet.bind()

@@ -16,7 +16,7 @@ from batchserve.config import ModelConfig, TensorConfig, load_model_config
 from batchserve.datatypes import TensorSpec, numpy_dtype
 from batchserve.errors import BatchserveError, ConfigError, ModelLoadError
 from batchserve.machine import cpu_count
-from batchserve.repository.loaded_model import LoadedModel
+from batchserve.repository.loaded_model import LoadedModel, release_freed_memory
 from batchserve.runtimes import ModelInstance, Runtime, RuntimeOptions, get_runtime
 from batchserve.runtimes.base import CustomFormat
 from batchserve.runtimes.registry import check_backend
@@ -174,6 +174,10 @@ def load_model_version(
             instance.close()
         raise
     model.load_seconds = time.perf_counter() - started
+    # Loading leaves the model file's bytes, the graph before optimisation and the layout
+    # profile's instances freed but held by glibc: MobileNet v1, 107 -> 72 MB resident
+    # for one session once handed back.
+    release_freed_memory()
     return model
 
 

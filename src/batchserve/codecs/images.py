@@ -79,7 +79,10 @@ class ImageCodec:
                 image = ImageOps.exif_transpose(image)
             image = _to_rgb(image)
             box = self._crop_box(image.size)
-            image = image.resize((width, height), Image.Resampling.BILINEAR, box=box)
+            if image.size != (width, height) or box != (0.0, 0.0, float(width), float(height)):
+                image = image.resize((width, height), Image.Resampling.BILINEAR, box=box)
+            else:  # decoded at exactly the size needed: resize would only copy it
+                image.load()
         except _DECODE_ERRORS as exc:
             raise InvalidInput(f"image could not be decoded: {exc}") from exc
         return self._normalise(np.asarray(image))

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import ctypes
 import logging
-import logging.handlers
 import os
-import queue
 import signal
 import socket
 import sys
@@ -26,6 +23,7 @@ from fastapi import FastAPI
 from batchserve import flags as flag_types
 from batchserve.ray import command as ray_command
 from batchserve.repository.bundled import bundled_repositories
+from batchserve.server.access_log import AccessLogWriter
 from batchserve.server.app import begin_stopping_grpc, create_app
 from batchserve.server.connections import BoundedHttpProtocol, ConnectionLimits
 from batchserve.server.environment import Repeatable, from_environment
@@ -242,7 +240,8 @@ def run(args: argparse.Namespace) -> int:
         max_header_bytes=settings.max_header_bytes,
     )
     server = DrainingServer(config, app)
-    listener = _log_access_off_the_loop()
+    access_log = AccessLogWriter()
+    access_log.start()
     print(f"batchserve listening on http://{settings.host}:{port}", flush=True)
     log.info("serving %s", ", ".join(str(p) for p in settings.repositories))
     # uvicorn drains on SIGTERM/SIGINT, then re-raises the signal to the handler that was
@@ -252,7 +251,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         server.run(sockets=[sock])
     finally:
-        listener.stop()
+        access_log.stop()
     return 0
 
 
@@ -272,27 +271,6 @@ def _limit_malloc_arenas(arenas: int = 2) -> None:
         libc.mallopt(-8, arenas)  # M_ARENA_MAX
     except (OSError, AttributeError):
         pass
-
-
-class _DroppingQueueHandler(logging.handlers.QueueHandler):
-    """Hands records to the writer thread; drops them when it is 10,000 behind."""
-
-    def enqueue(self, record: logging.LogRecord) -> None:
-        with contextlib.suppress(queue.Full):
-            self.queue.put_nowait(record)
-
-
-def _log_access_off_the_loop() -> logging.handlers.QueueListener:
-    """Access-log lines are written by a thread, so a slow stderr never stalls the loop."""
-    records: queue.Queue[logging.LogRecord] = queue.Queue(maxsize=10_000)
-    access = logging.getLogger("batchserve.access")
-    listener = logging.handlers.QueueListener(
-        records, *logging.getLogger().handlers, respect_handler_level=True
-    )
-    access.addHandler(_DroppingQueueHandler(records))
-    access.propagate = False
-    listener.start()
-    return listener
 
 
 class DrainingServer(uvicorn.Server):

@@ -10,7 +10,7 @@ from batchserve.machine import CPUS_ENV
 from batchserve.runtimes import RuntimeOptions, load_instance
 from batchserve.scheduling import DynamicBatcher, InstancePool, SharedInstance
 from batchserve.scheduling.factory import build_scheduler
-from batchserve.scheduling.layout import choose_layout
+from batchserve.scheduling.layout import Layout, LayoutChoice, choose_layout
 from tests import onnx_builders
 
 
@@ -113,3 +113,17 @@ def test_the_layout_is_sized_to_the_cores_a_ray_replica_is_given(linear_path, mo
     monkeypatch.setenv(CPUS_ENV, "6")  # what a replica with num_cpus: 6 sets
     assert threads_per_worker(1) == 6
     assert threads_per_worker(2) == 3
+
+
+def _profiled(wide_rate: float, narrow_rate: float) -> LayoutChoice:
+    """A 2-core profile: one 2-thread worker at `wide_rate`, two 1-thread ones at
+    `narrow_rate` rows/s together (the figures MobileNet v1 and the demo model gave)."""
+    measured = (Layout(1, 2, 1, wide_rate), Layout(2, 1, 1, narrow_rate), Layout(2, 1, 2, 1.0))
+    return LayoutChoice(Layout(2, 1, 1, narrow_rate), measured, from_cache=False)
+
+
+def test_the_wide_instance_serves_lone_requests_only_where_it_is_faster():
+    assert _profiled(wide_rate=169.0, narrow_rate=216.0).lone_request_faster_on(2)  # MobileNet
+    assert not _profiled(wide_rate=2184.0, narrow_rate=5644.0).lone_request_faster_on(2)  # demo
+    unmeasured = LayoutChoice(Layout(2, 1, 1), (), from_cache=False)
+    assert unmeasured.lone_request_faster_on(2)

@@ -136,6 +136,7 @@ def build_scheduler(
         and threads_per_instance
         and layout.workers > 1
         and layout.threads < cores
+        and choice.lone_request_faster_on(cores)
     ):
         # A lone request runs on all the cores; a busy server keeps one narrow call per core.
         wide = make_instance(cores)

@@ -36,6 +36,10 @@ BATCH_CANDIDATES = (1, 2, 4, 8, 16, 32)
 #: gain under 10 % is within the noise of a 0.5 s measurement, and was lost to the
 #: decode sharing the cores when served (2 cores: batch 1 served 7 % more than 2).
 GOOD_ENOUGH = 0.90
+#: How much faster per call the all-cores instance must profile than a narrow worker to
+#: be used for lone requests: narrow workers were measured all running at once, so they
+#: read slower than one running alone would.
+WIDE_MARGIN = 1.2
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,30 @@ class LayoutChoice:
     layout: Layout
     measured: tuple[Layout, ...]
     from_cache: bool
+
+    def lone_request_faster_on(self, cores: int) -> bool:
+        """Whether, by the profile, a lone request runs faster on one instance using all
+        `cores` threads than on one of the chosen layout's narrow workers, by more than
+        `WIDE_MARGIN`. A small model loses: intra-op threads cost more to coordinate
+        than they save (the 64x64 demo model: 2-thread calls at 2,200/s, 1-thread
+        calls at 2,800/s each). True when the profile did not measure both."""
+
+        def rate(workers: int, threads: int) -> float | None:
+            return next(
+                (
+                    m.throughput
+                    for m in self.measured
+                    if (m.workers, m.threads, m.max_batch_size) == (workers, threads, 1)
+                    and m.throughput
+                ),
+                None,
+            )
+
+        wide = rate(1, cores)
+        narrow = rate(self.layout.workers, self.layout.threads)
+        if wide is None or narrow is None:
+            return True
+        return wide > WIDE_MARGIN * narrow / self.layout.workers
 
 
 def sample_inputs(specs: Sequence[TensorSpec], rows: int) -> dict[str, np.ndarray] | None:

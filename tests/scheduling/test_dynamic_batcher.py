@@ -248,3 +248,18 @@ def test_a_lone_request_runs_on_the_wide_instance_and_load_on_the_narrow_ones(li
         wide.gate.set()
         batcher.stop()
     assert wide.max_active == 1
+
+
+def test_queued_work_is_shared_with_an_idle_worker(linear):
+    """Eight requests waiting and two idle workers: each takes its half, rather than the
+    first taking all eight while the second core has nothing to do."""
+    first, second = ObservedInstance(linear), ObservedInstance(linear)
+    batcher = DynamicBatcher([first, second], max_batch_size=8)
+    x = np.ones((1, 4), dtype=np.float32)
+    futures = [batcher.submit({"x": x}) for _ in range(8)]  # queued before any worker runs
+    batcher.start()
+    try:
+        assert all(f.result(timeout=5).batch_size == 4 for f in futures)
+    finally:
+        batcher.stop()
+    assert sorted(first.calls + second.calls) == [4, 4]

@@ -66,12 +66,21 @@ class RequestQueue:
             self._cond.notify()
 
     def take(
-        self, max_rows: int, max_delay_s: float = 0.0, *, block: bool = True
+        self,
+        max_rows: int,
+        max_delay_s: float = 0.0,
+        *,
+        block: bool = True,
+        idle_takers: Callable[[], int] | None = None,
     ) -> list[QueuedRequest] | None:
         """The next batch (at least one request), or None once closed and empty.
 
         With `block=False` it returns [] at once when nothing is waiting (a scheduler
-        with work in hand only looks for more).
+        with work in hand only looks for more). `idle_takers`, when given, says how many
+        workers (this one included) are free to take work now: the batch then holds
+        at most its share of what is queued, so one worker does not take all of it
+        while another core sits idle (with requests prepared on the worker, it would
+        decode them all one after another).
         """
         with self._cond:
             while True:
@@ -83,6 +92,11 @@ class RequestQueue:
                 if not block:
                     return []
                 self._cond.wait()
+            if idle_takers is not None:
+                sharing = max(1, idle_takers())
+                if sharing > 1:
+                    waiting = head.rows + sum(r.rows for r in self._items)
+                    max_rows = min(max_rows, max(head.rows, -(-waiting // sharing)))
             batch = [head]
             rows = head.rows
             if rows < max_rows:

@@ -115,9 +115,16 @@ class WorkerScheduler(Scheduler):
 
     # -- workers ---------------------------------------------------------------------
 
+    def _idle_workers(self) -> int:
+        """Workers not running a batch now (the one asking included); read unlocked: a
+        batch's size bound needs an estimate, not an exact count."""
+        return len(self._instances) - self._busy
+
     def _work(self, instance: ModelInstance) -> None:
         while True:
-            batch = self._queue.take(self.max_batch_size, self.max_delay_s)
+            batch = self._queue.take(
+                self.max_batch_size, self.max_delay_s, idle_takers=self._idle_workers
+            )
             if batch is None:
                 return
             with self._busy_lock:

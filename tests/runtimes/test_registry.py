@@ -42,17 +42,11 @@ class ScaleOptions(BaseModel):
 
 class ScaleInstance(ModelInstance):
     concurrency_safe = True
+    inputs = (TensorSpec("x", np.dtype(np.float32), (-1, -1)),)
+    outputs = (TensorSpec("y", np.dtype(np.float32), (-1, -1)),)
 
     def __init__(self, factor, offset):
         self.factor, self.offset = factor, offset
-
-    @property
-    def inputs(self):
-        return (TensorSpec("x", np.dtype(np.float32), (-1, -1)),)
-
-    @property
-    def outputs(self):
-        return (TensorSpec("y", np.dtype(np.float32), (-1, -1)),)
 
     def run(self, inputs):
         return {"y": inputs["x"] * self.factor + self.offset}

@@ -79,13 +79,10 @@ class ModelInstance(ABC):
     #: "tensors": `run` takes stacked tensors; "list": one value per request.
     batch_format: ClassVar[BatchFormat] = "tensors"
 
-    @property
-    @abstractmethod
-    def inputs(self) -> tuple[TensorSpec, ...]: ...
-
-    @property
-    @abstractmethod
-    def outputs(self) -> tuple[TensorSpec, ...]: ...
+    #: The tensors one call takes and returns, batch dimension first (-1: any size); a
+    #: runtime sets them when it loads the model.
+    inputs: tuple[TensorSpec, ...] = ()
+    outputs: tuple[TensorSpec, ...] = ()
 
     @abstractmethod
     def run(self, inputs: Any) -> Any:

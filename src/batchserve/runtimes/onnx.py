@@ -88,18 +88,10 @@ class OnnxInstance(ModelInstance):
 
     def __init__(self, session: ort.InferenceSession) -> None:
         self._session = session
-        self._inputs = tuple(_spec(a) for a in session.get_inputs())
-        self._outputs = tuple(_spec(a) for a in session.get_outputs())
-        self._output_names = [o.name for o in self._outputs]
+        self.inputs = tuple(_spec(a) for a in session.get_inputs())
+        self.outputs = tuple(_spec(a) for a in session.get_outputs())
+        self._output_names = [o.name for o in self.outputs]
         self.providers = tuple(session.get_providers())
-
-    @property
-    def inputs(self) -> tuple[TensorSpec, ...]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> tuple[TensorSpec, ...]:
-        return self._outputs
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         try:

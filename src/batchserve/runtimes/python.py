@@ -120,17 +120,9 @@ class PythonInstance(ModelInstance):
         self._model = model
         self._module = module
         self._name = type(model).__name__
-        self._inputs = inputs
-        self._outputs = outputs
+        self.inputs = inputs
+        self.outputs = outputs
         self.concurrency_safe = bool(getattr(model, "concurrency_safe", False))
-
-    @property
-    def inputs(self) -> tuple[TensorSpec, ...]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> tuple[TensorSpec, ...]:
-        return self._outputs
 
     def run(self, inputs: list[Any]) -> list[Any]:
         try:

@@ -126,19 +126,11 @@ class TensorflowInstance(ModelInstance):
         self._owner = owner
         #: 'savedmodel' or 'keras'
         self.source = source
-        self._inputs = inputs
-        self._outputs = outputs
-
-    @property
-    def inputs(self) -> tuple[TensorSpec, ...]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> tuple[TensorSpec, ...]:
-        return self._outputs
+        self.inputs = inputs
+        self.outputs = outputs
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        check_batch(self._inputs, inputs)
+        check_batch(self.inputs, inputs)
         call = self._call
         if call is None:
             raise InferenceError("the model is closed")

@@ -87,21 +87,13 @@ class TfliteInstance(ModelInstance):
         else:
             in_details = {d["name"]: d for d in interpreter.get_input_details()}
             out_details = {d["name"]: d for d in interpreter.get_output_details()}
-        self._inputs = tuple(_spec(name, d) for name, d in in_details.items())
-        self._outputs = tuple(_spec(name, d) for name, d in out_details.items())
+        self.inputs = tuple(_spec(name, d) for name, d in in_details.items())
+        self.outputs = tuple(_spec(name, d) for name, d in out_details.items())
         self._input_index = {name: int(d["index"]) for name, d in in_details.items()}
         self._output_index = {name: int(d["index"]) for name, d in out_details.items()}
 
-    @property
-    def inputs(self) -> tuple[TensorSpec, ...]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> tuple[TensorSpec, ...]:
-        return self._outputs
-
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        check_batch(self._inputs, inputs)
+        check_batch(self.inputs, inputs)
         interpreter = self._interpreter
         if interpreter is None:
             raise InferenceError("the model is closed")

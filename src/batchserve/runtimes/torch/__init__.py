@@ -94,16 +94,8 @@ class TorchInstance(ModelInstance):
         self.shapes_known = shapes_known
         #: Modules the artifact left in training mode; serving switched them to eval.
         self.training_modules_at_load = tuple(training_modules_at_load)
-        self._inputs = inputs
-        self._outputs = outputs
-
-    @property
-    def inputs(self) -> tuple[TensorSpec, ...]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> tuple[TensorSpec, ...]:
-        return self._outputs
+        self.inputs = inputs
+        self.outputs = outputs
 
     def _to_tensor(self, spec: TensorSpec, array: object) -> torch.Tensor:
         if not isinstance(array, np.ndarray):
@@ -124,12 +116,12 @@ class TorchInstance(ModelInstance):
         return torch.from_numpy(array).to(self.device)
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        expected = [s.name for s in self._inputs]
+        expected = [s.name for s in self.inputs]
         missing = [n for n in expected if n not in inputs]
         unknown = [n for n in inputs if n not in expected]
         if missing or unknown:
             raise InvalidInput(f"inputs {sorted(inputs)} given; the model takes {expected}")
-        tensors = [self._to_tensor(spec, inputs[spec.name]) for spec in self._inputs]
+        tensors = [self._to_tensor(spec, inputs[spec.name]) for spec in self.inputs]
         try:
             with torch.inference_mode():
                 result = self.module(*tensors)
@@ -141,11 +133,11 @@ class TorchInstance(ModelInstance):
 
     def _outputs_to_numpy(self, result: object) -> dict[str, np.ndarray]:
         if isinstance(result, torch.Tensor):
-            pairs = [(self._outputs[0].name if self._outputs else "output", result)]
+            pairs = [(self.outputs[0].name if self.outputs else "output", result)]
         elif isinstance(result, Mapping):
             pairs = [(str(k), v) for k, v in result.items()]
         elif isinstance(result, (tuple, list)):
-            names = [o.name for o in self._outputs]
+            names = [o.name for o in self.outputs]
             if len(names) != len(result):
                 names = output_names(len(result))
             pairs = list(zip(names, result, strict=True))

@@ -125,7 +125,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--decode-threads",
         type=flag_types.positive_int,
         default=None,
-        help="threads for decode and encode (default: cores)",
+        help="threads for large v2 JSON tensors and text (default: cores)",
     )
     parser.add_argument(
         "--idle-timeout",

@@ -31,7 +31,7 @@ class ServerSettings(BaseModel):
     header_timeout_s: float = Field(10.0, gt=0, description="first byte to end of headers")
     body_timeout_s: float = Field(60.0, gt=0, description="end of headers to end of body")
     max_header_bytes: int = Field(64 * 1024, gt=0, description="request line and headers")
-    decode_threads: int | None = Field(None, description="image decode threads; default cores")
+    decode_threads: int | None = Field(None, description="pool for big v2 JSON tensors, text")
     profile_budget_s: float = Field(6.0, ge=0)
     # Image-by-URL fetching (see codecs/url_fetch/).
     url_fetch: bool = True

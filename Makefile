@@ -61,38 +61,34 @@ lint: setup-dev
 	$(BIN)/ruff check src tests tools bench examples
 	$(BIN)/ruff format --check src tests tools bench examples
 
+# $(call debian_tool,COMMAND,PACKAGE,WHAT NEEDS IT): nothing when COMMAND is there;
+# else, as root with apt, install Debian's PACKAGE; anywhere else stop and say what to
+# install.
+define debian_tool
+	@if command -v $(1) >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's $(2) for $(3)"; \
+		apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(2); \
+	else \
+		echo "Debian's $(2) is missing, for $(3):" >&2; \
+		echo "  sudo apt-get install $(2)    (or run make as root, which installs it)" >&2; \
+		exit 1; \
+	fi
+endef
+
 # The page tests (tests/server/test_page.py) drive Debian's Chromium through Playwright;
-# nothing downloads a browser. Installed here when missing, as root with apt; anywhere
-# else make stops and says what to install.
+# nothing downloads a browser.
 CHROMIUM ?= chromium
 browser:
-	@if command -v $(CHROMIUM) >/dev/null 2>&1; then :; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "installing Debian's chromium for the browser tests"; \
-		apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
-	else \
-		echo "make test needs Debian's chromium for the browser tests (tests/server/test_page.py):" >&2; \
-		echo "  sudo apt-get install chromium    (or run make test as root, which installs it)" >&2; \
-		exit 1; \
-	fi
+	$(call debian_tool,$(CHROMIUM),chromium,the browser tests (tests/server/test_page.py))
 
 # bench/compare.py --client wrk drives every step with wrk (Debian's package, C, one
-# thread): installed here when missing, as root with apt; anywhere else make stops and
-# says what to install. Never needed by the tests.
+# thread); tests/bench/test_wrk_runner.py runs it against a live server.
 bench-tools:
-	@if command -v wrk >/dev/null 2>&1; then :; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "installing Debian's wrk for bench/compare.py --client wrk"; \
-		apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk; \
-	else \
-		echo "bench/compare.py --client wrk needs wrk (the HTTP load generator):" >&2; \
-		echo "  sudo apt-get install wrk    (or run make bench-tools as root, which installs it)" >&2; \
-		exit 1; \
-	fi
+	$(call debian_tool,wrk,wrk,bench/compare.py --client wrk and its tests)
 
-test: setup-dev bench-model text-models tf-models lint browser
+test: setup-dev bench-model text-models tf-models lint browser bench-tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The fuzz targets alone, long and randomized (`make test` runs them briefly with a fixed

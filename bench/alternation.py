@@ -73,10 +73,7 @@ def median_ratios(
                 if mine is not None and theirs:
                     ratios.append(mine / theirs)
             if ratios:
-                per_level[f"c={level}"] = {
-                    "median": statistics.median(ratios),
-                    "rounds": [round(r, 3) for r in ratios],
-                }
+                per_level[f"c={level}"] = _median_of(ratios)
         p50s = []
         low = levels[0]
         for outcomes, ceiling in zip(rounds, ceilings, strict=True):
@@ -90,11 +87,13 @@ def median_ratios(
             if mine is not None and theirs:
                 p50s.append(mine / theirs)
         if p50s:
-            per_level[f"p50 c={low}"] = {
-                "median": statistics.median(p50s),
-                "rounds": [round(r, 3) for r in p50s],
-            }
+            per_level[f"p50 c={low}"] = _median_of(p50s)
         data[name] = per_level
         cells = "; ".join(f"{key} {v['median']:.2f}x {v['rounds']}" for key, v in per_level.items())
         lines.append(f"  batchserve / {name}: {cells or 'no common steps'}")
     return lines, data
+
+
+def _median_of(ratios: list[float]) -> dict[str, Any]:
+    """A level's ratios over the rounds: their median, and each round's."""
+    return {"median": statistics.median(ratios), "rounds": [round(r, 3) for r in ratios]}

@@ -124,24 +124,20 @@ def _throughput_targets(
         True,
         no64 or "the ceiling was not run",
     )
-    for server in C64_PEERS:
-        theirs = best(onnx, server, 64)
-        checks.add(
-            f"c=64 >= 1.15x {server} best",
-            ratio(ours.throughput(64), theirs.throughput(64) if theirs else None),
-            1.15,
-            True,
-            no64 or f"{server} not run",
-        )
-    for server in others:
-        theirs = best(onnx, server, 8)
-        checks.add(
-            f"c=8 >= 1.1x {server} best",
-            ratio(ours.throughput(8), theirs.throughput(8) if theirs else None),
-            1.1,
-            True,
-            no8 or f"{server} did not complete c=8",
-        )
+    peer_targets = [
+        (64, 1.15, C64_PEERS, no64, "not run"),
+        (8, 1.1, others, no8, "did not complete c=8"),
+    ]
+    for level, goal, servers, level_missing, peer_missing in peer_targets:
+        for server in servers:
+            theirs = best(onnx, server, level)
+            checks.add(
+                f"c={level} >= {goal}x {server} best",
+                ratio(ours.throughput(level), theirs.throughput(level) if theirs else None),
+                goal,
+                True,
+                level_missing or f"{server} {peer_missing}",
+            )
 
 
 def _latency_targets(

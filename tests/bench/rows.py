@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+from compare_rows import Config, Outcome
 
-ROOT = Path(__file__).resolve().parents[2]
-for path in (ROOT / "bench", ROOT / "bench" / "peers"):
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
-
-from compare_rows import Config, Outcome  # noqa: E402  (bench/ is not a package)
-
-from batchserve.bench.stats import LatencySummary, StepResult  # noqa: E402
+from batchserve.bench.stats import LatencySummary, StepResult
 
 
 def step(concurrency: int, throughput: float, p50: float = 10.0, rss_mb: float = 200.0,

@@ -5,15 +5,13 @@ from __future__ import annotations
 import base64
 import json
 
+import compare
 import numpy as np
 import pytest
 import tritonclient.http as httpclient
 
-from tests.bench.rows import ROOT
-
-import compare  # isort: skip
-
 from batchserve.codecs.v2 import HEADER_LENGTH_HEADER, decode_infer_request
+from tests.bench import ROOT
 
 JPEG = ROOT / "samples" / "bench_640x480.jpg"
 

@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import io
 
+import common
 import numpy as np
 import pytest
+from hand_codec import HandCodec, Preprocessing
 from PIL import Image
-
-from tests.bench.rows import ROOT
-
-import common  # isort: skip
-from hand_codec import HandCodec, Preprocessing  # isort: skip
 
 from batchserve.codecs.images import ImageCodec
 from batchserve.config import load_model_config
+from tests.bench import ROOT
 
 MOBILENET = ROOT / "models-bench" / "mobilenet_v1"
 DEMO = ROOT / "models" / "shapes"

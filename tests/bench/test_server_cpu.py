@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "bench"))
-
-from server_cpu import (  # noqa: E402  (bench/ is not a package)
+from server_cpu import (
     StepCpuMeter,
     cpu_between,
     process_cpu_seconds,
     tree_cpu,
 )
 
-from batchserve.bench.loadgen import StepProgress  # noqa: E402
+from batchserve.bench.loadgen import StepProgress
 
 TICKS = os.sysconf("SC_CLK_TCK")
 

@@ -10,22 +10,19 @@ without answering (sockerr), and one that answers 503 to every fifth request (mi
 from __future__ import annotations
 
 import re
-import shutil
-import sys
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "bench"))
-
-from wrk_runner import (  # noqa: E402  (bench/ is not a package)
+from wrk_runner import (
     NON_2XX,
     Post,
     parse_wrk_output,
     step_result,
     wrk_step,
 )
+
+from tests.bench import ROOT
+from tests.live_server import LiveServer
 
 OUTPUTS = Path(__file__).parent / "wrk_outputs"
 
@@ -133,7 +130,18 @@ def test_a_step_has_the_generators_fields():
     assert step.as_dict()["latency_ms"]["p95"] == 29.354
 
 
-@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (make bench-tools)")
+def test_a_real_wrk_step_against_the_demo_model():
+    """wrk itself (make test installs it) posting the sample JPEG to a live server."""
+    image = (ROOT / "samples" / "red_circle.jpg").read_bytes()
+    with LiveServer([ROOT / "models"]) as server:
+        step, text = wrk_step(
+            Post(f"{server.url}/v1/models/shapes/predict", image, "image/jpeg"), 2, 1.0, 0.0, 5.0
+        )
+    assert step.errors == {}, text
+    assert step.ok > 0 and step.throughput > 0
+    assert step.latency_ms is not None and 0 < step.latency_ms.p50 <= step.latency_ms.p99
+
+
 def test_a_real_wrk_step_against_nothing_listening():
     # A closed loopback port: wrk exits at once, and the step says so.
     import socket

@@ -10,9 +10,8 @@ from typing import Any
 from starlette.requests import Request
 
 from batchserve.errors import DeadlineExceeded
-from batchserve.repository.loaded_model import InferenceResult, LoadedModel
+from batchserve.repository.loaded_model import Deferred, InferenceResult, LoadedModel
 from batchserve.server.context import context
-from batchserve.server.errors import ClientDisconnected
 from batchserve.server.requests import (
     label_served_model,
     model_path,
@@ -54,12 +53,10 @@ async def infer(request: Request, model: LoadedModel, inputs: Any) -> InferenceR
     A request whose time runs out, or whose client hangs up, is cancelled: if it is
     still queued it never runs, so abandoned work does not pile up behind live clients.
     The watch on the client starts before the request is queued, so a client already
-    gone (it hung up while the request waited for its admission slot) is never queued:
-    an idle worker would otherwise take the request before the watch saw the hang-up.
+    gone (it hung up while the request waited for its admission slot) is never queued.
+    A `Deferred` request's decode is observed as the "decode" stage.
     """
     hung_up = await watch_disconnect(request)
-    if hung_up.done():
-        raise ClientDisconnected("the client closed the connection before its turn")
     timeout = request_timeout(request, model)
     try:
         future = model.submit(inputs, deadline=time.monotonic() + timeout)
@@ -70,6 +67,8 @@ async def infer(request: Request, model: LoadedModel, inputs: Any) -> InferenceR
         request, asyncio.wrap_future(future), timeout, hung_up=hung_up
     )
     stage = context(request).metrics.stage
+    if isinstance(inputs, Deferred):
+        stage.labels(model.name, "decode").observe(result.prepare_s)
     stage.labels(model.name, "queue").observe(result.queue_s)
     stage.labels(model.name, "inference").observe(result.inference_s)
     return result

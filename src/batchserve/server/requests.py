@@ -105,8 +105,7 @@ def label_served_model(request: Request, model: LoadedModel, versioned: bool) ->
 async def raise_if_disconnected(request: Request) -> None:
     """ClientDisconnected (499) if the client has hung up: checked before costly work
     (decoding, queueing) that nobody would read. Call only once the body is read."""
-    if await request.is_disconnected():
-        raise ClientDisconnected("the client closed the connection before its turn")
+    (await watch_disconnect(request)).cancel()
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -154,11 +153,14 @@ def model_timeout(settings: ServerSettings, model: LoadedModel) -> float:
 
 
 async def watch_disconnect(request: Request) -> asyncio.Future[None]:
-    """A future done once the client disconnects, already past its first look: when this
-    returns, a client that was gone before is seen (the future is done). Call only once
-    the body has been read whole; cancel the future when done with it."""
+    """A future done once the client disconnects, to pass to `wait_or_disconnect`; or
+    ClientDisconnected (499) now if it already has. Started before a request is queued,
+    so that an idle worker never takes the request of a client already gone. Call only
+    once the body has been read whole; cancel the future when done with it."""
     hung_up = asyncio.ensure_future(_client_gone(request))
     await asyncio.sleep(0)  # the watch's first step: a disconnect already queued is read
+    if hung_up.done():
+        raise ClientDisconnected("the client closed the connection before its turn")
     return hung_up
 
 

@@ -90,11 +90,10 @@ async def predict(request: Request) -> JSONResponse:
     work = Deferred(
         prepare=functools.partial(codec.decode, body.data, body.content_type),
         declared=codec.declared_inputs,
-        finish=functools.partial(_encode, codec, parameters),
+        finish=functools.partial(codec.encode, parameters=parameters),
     )
     async with admission_for(request, model).slot():
         result = await infer(request, model, work)
-    ctx.metrics.stage.labels(model.name, "decode").observe(result.prepare_s)
     return JSONResponse(
         {
             "model": model.name,
@@ -109,10 +108,6 @@ async def predict(request: Request) -> JSONResponse:
             "batch_size": result.batch_size,
         }
     )
-
-
-def _encode(codec: PredictCodec, parameters: dict[str, Any], outputs: Any) -> dict[str, Any]:
-    return codec.encode(outputs, parameters)
 
 
 def _parameters(request: Request, codec: PredictCodec, from_body: dict[str, Any]) -> dict[str, Any]:

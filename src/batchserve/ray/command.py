@@ -22,6 +22,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from batchserve.server.announce import announce
 from batchserve.server.settings import ServerSettings
 
 log = logging.getLogger("batchserve.ray")
@@ -128,7 +129,7 @@ def run(args: argparse.Namespace, settings: ServerSettings) -> int:
     try:
         serve.start(http_options={"host": settings.host, "port": port})
         serve.run(built, name=APP_NAME, route_prefix="/")
-        print(f"batchserve listening on http://{settings.host}:{port} (Ray Serve)", flush=True)
+        announce(f"batchserve listening on http://{settings.host}:{port} (Ray Serve)")
         stop.wait()
         log.info("stopping: deleting the Ray Serve application")
         serve.delete(APP_NAME)

@@ -19,6 +19,7 @@ import batchserve
 from batchserve.machine import cpu_count
 from batchserve.repository.manager import ModelManager
 from batchserve.repository.stores import open_store
+from batchserve.server.announce import announce
 from batchserve.server.context import AppContext, fetch_settings
 from batchserve.server.errors import EXCEPTION_HANDLERS, client_status, error_response
 from batchserve.server.metrics import ServerMetrics
@@ -91,7 +92,7 @@ def create_app(settings: ServerSettings, manager: ModelManager | None = None) ->
         server = GrpcServer(ctx, settings.host, settings.grpc_port)
         await server.start()
         ctx.grpc_server = server
-        print(f"batchserve grpc listening on {server.address}", flush=True)
+        announce(f"batchserve grpc listening on {server.address}")
 
     app = FastAPI(
         title="batchserve",

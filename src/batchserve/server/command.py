@@ -24,6 +24,7 @@ from batchserve import flags as flag_types
 from batchserve.ray import command as ray_command
 from batchserve.repository.bundled import bundled_repositories
 from batchserve.server.access_log import AccessLogWriter
+from batchserve.server.announce import announce
 from batchserve.server.app import begin_stopping_grpc, create_app
 from batchserve.server.connections import BoundedHttpProtocol, ConnectionLimits
 from batchserve.server.environment import Repeatable, from_environment
@@ -242,7 +243,7 @@ def run(args: argparse.Namespace) -> int:
     server = DrainingServer(config, app)
     access_log = AccessLogWriter()
     access_log.start()
-    print(f"batchserve listening on http://{settings.host}:{port}", flush=True)
+    announce(f"batchserve listening on http://{settings.host}:{port}")
     log.info("serving %s", ", ".join(str(p) for p in settings.repositories))
     # uvicorn drains on SIGTERM/SIGINT, then re-raises the signal to the handler that was
     # there before it: make that a no-op so a graceful stop exits 0, not -15.
